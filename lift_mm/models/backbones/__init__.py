@@ -1,0 +1,3 @@
+from .clip_vit import CLIPVisionTransformer
+
+__all__ = ['CLIPVisionTransformer']

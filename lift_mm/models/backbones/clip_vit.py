@@ -1,0 +1,86 @@
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.registry import MODELS
+from ..peft import OpenCLIPTunableBlock, inject_light_modules
+from ..utils import build_open_clip
+
+
+@MODELS.register_module()
+class CLIPVisionTransformer(BaseBackbone):
+    """CLIP's image encoder (an open_clip ViT), frozen, with light modules injected into its blocks.
+
+    The output is LIFT's feature: the class token after ``ln_post``, before CLIP's visual projection (768-d for
+    ViT-B/16). All CLIP weights are loaded and frozen here, in ``__init__``, so that test runs (which never call
+    ``init_weights``) and DDP (which wraps the model after construction) see them; the text tower is dropped.
+
+    Args:
+        arch (str | dict): open_clip model name (``'ViT-B-16'``, ``'ViT-B-32'``, ``'ViT-L-14'``,
+            ``'ViT-L-14-336'``, ...) or an open_clip model config dict. Defaults to ``'ViT-B-16'``.
+        pretrained (str, optional): open_clip tag (``'openai'``) or local checkpoint path; None for fixed-seed
+            random weights. Defaults to ``'openai'``.
+        quick_gelu (bool, optional): Override the automatic QuickGELU choice. Defaults to None.
+        light_modules (Sequence[dict]): Configs of the light modules to inject, e.g.
+            ``[dict(type='AdaptFormer', bottleneck='auto', blocks=None)]``. Defaults to LIFT's AdaptFormer.
+        num_classes (int, optional): Number of classes, for ``'auto'`` light-module sizes. Defaults to None.
+        with_cp (bool): Recompute each block's activations in the backward pass instead of storing them
+            (activation checkpointing), trading compute for memory. Defaults to False.
+        init_cfg (dict, optional): Initialisation config of the light modules. Defaults to None.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'ViT-B-16',
+                 pretrained: Optional[str] = 'openai',
+                 quick_gelu: Optional[bool] = None,
+                 light_modules: Sequence[dict] = (dict(type='AdaptFormer'), ),
+                 num_classes: Optional[int] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        visual = build_open_clip(arch, pretrained, quick_gelu).visual
+        if not hasattr(visual, 'transformer') or getattr(visual, 'attn_pool', None) is not None:
+            raise ValueError(f'`arch`={arch!r} is not a plain CLIP ViT (class-token pooling, no attention '
+                             'pooling); CLIPVisionTransformer supports ViT architectures such as ViT-B-16.')
+        visual.requires_grad_(False)
+        self.visual = visual
+        self.with_cp = with_cp
+        inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock, num_classes)
+
+    @property
+    def out_channels(self) -> int:
+        """Width of the output feature."""
+        return self.visual.ln_post.normalized_shape[0]
+
+    def train(self, mode: bool = True) -> 'CLIPVisionTransformer':
+        """Only light modules follow ``mode``; the frozen encoder always runs in eval mode."""
+        super().train(mode)
+        self.visual.eval()
+        for block in self.visual.transformer.resblocks:
+            block.light_modules.train(mode)
+        return self
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch, class and position embeddings, then ``ln_pre``: tokens of shape (batch, tokens, width)."""
+        visual = self.visual
+        tokens = visual.conv1(images).flatten(2).transpose(1, 2)
+        expected = visual.positional_embedding.shape[0]
+        if tokens.shape[1] + 1 != expected:
+            raise ValueError(f'Input images of size {tuple(images.shape[-2:])} give {tokens.shape[1] + 1} tokens, '
+                             f'but this CLIP encoder was built for {tuple(visual.image_size)} ({expected} tokens): '
+                             'resize or crop the inputs to that size in the data pipeline.')
+        cls_token = visual.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
+        tokens = torch.cat([cls_token, tokens], dim=1) + visual.positional_embedding.to(tokens.dtype)
+        return visual.ln_pre(tokens)
+
+    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor]:
+        tokens = self.embed(images)
+        for block in self.visual.transformer.resblocks:
+            if self.with_cp and tokens.requires_grad:
+                tokens = checkpoint(block, tokens, use_reentrant=False)
+            else:
+                tokens = block(tokens)
+        return (self.visual.ln_post(tokens[:, 0]), )

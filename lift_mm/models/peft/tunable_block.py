@@ -1,0 +1,86 @@
+"""A transformer block run by one fused forward that light modules can act inside."""
+from collections import defaultdict
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .light_module import BlockContext, LightModule
+
+
+class BlockParts(NamedTuple):
+    """The frozen weights of a pre-norm transformer block, whatever library built it."""
+    ln_1: nn.Module
+    qkv_weight: torch.Tensor
+    qkv_bias: Optional[torch.Tensor]
+    out_proj: nn.Linear
+    num_heads: int
+    ls_1: nn.Module
+    ln_2: nn.Module
+    fc1: nn.Linear
+    act: nn.Module
+    fc2: nn.Linear
+    ls_2: nn.Module
+
+
+class TunableBlock(nn.Module):
+    """Wraps a frozen pre-norm transformer block and runs it with light modules inside.
+
+    The forward is written once for every host library: fused QKV projection, PyTorch's
+    ``scaled_dot_product_attention`` and no layout permutes, which is faster than calling the host's
+    ``nn.MultiheadAttention``. Subclasses only say where the host keeps its weights (:meth:`parts`).
+
+    Args:
+        block (nn.Module): The host block. Its weights stay where they are (``self.block``).
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+        self.light_modules = nn.ModuleDict()
+        self._by_site: Dict[str, List[LightModule]] = defaultdict(list)
+
+    def add_light_module(self, name: str, module: LightModule) -> None:
+        """Put ``module`` into this block under ``name``; it acts at its ``site``."""
+        if name in self.light_modules:
+            raise ValueError(f'A light module named {name!r} is already in this block: each kind may be listed '
+                             'once per block in `light_modules`.')
+        self.light_modules[name] = module
+        self._by_site[module.site].append(module)
+
+    def parts(self) -> BlockParts:
+        raise NotImplementedError
+
+    def context(self, num_layers: int, num_classes: Optional[int]) -> BlockContext:
+        """Sizes of this block, for building light modules."""
+        parts = self.parts()
+        return BlockContext(embed_dims=parts.out_proj.out_features, mlp_dims=parts.fc1.out_features,
+                            num_heads=parts.num_heads, num_layers=num_layers, num_classes=num_classes)
+
+    def _at(self, site: str, site_input: torch.Tensor, site_output: torch.Tensor) -> torch.Tensor:
+        for module in self._by_site.get(site, ()):
+            site_output = module(site_input, site_output)
+        return site_output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the block on tokens of shape (batch, tokens, width)."""
+        p = self.parts()
+        batch, tokens, width = x.shape
+        qkv = F.linear(p.ln_1(x), p.qkv_weight, p.qkv_bias)
+        q, k, v = qkv.view(batch, tokens, 3, p.num_heads, width // p.num_heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
+        x = x + p.ls_1(p.out_proj(attended))
+        branch = p.ls_2(p.fc2(p.act(p.fc1(p.ln_2(x)))))
+        return x + self._at('mlp_branch', x, branch)
+
+
+class OpenCLIPTunableBlock(TunableBlock):
+    """:class:`TunableBlock` for open_clip's ``ResidualAttentionBlock`` (fused ``in_proj_weight``)."""
+
+    def parts(self) -> BlockParts:
+        block = self.block
+        return BlockParts(
+            ln_1=block.ln_1, qkv_weight=block.attn.in_proj_weight, qkv_bias=block.attn.in_proj_bias,
+            out_proj=block.attn.out_proj, num_heads=block.attn.num_heads, ls_1=block.ls_1, ln_2=block.ln_2,
+            fc1=block.mlp.c_fc, act=block.mlp.gelu, fc2=block.mlp.c_proj, ls_2=block.ls_2)

@@ -1,0 +1,137 @@
+"""Building open_clip CLIP models from an architecture name and a weight source.
+
+Both the image backbone and the text-initialised heads build CLIP through :func:`build_open_clip`, so the same
+config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing everywhere.
+"""
+import os
+import zipfile
+from typing import Callable, Optional, Union
+
+import open_clip
+import torch
+from mmengine.logging import MMLogger
+
+CLIPArch = Union[str, dict]
+
+# Seed of the weights used when ``pretrained`` is None: fixed, so that every component that builds the
+# same random CLIP (the backbone and a head's text encoder) gets identical weights.
+RANDOM_INIT_SEED = 0
+
+
+def _is_torchscript_archive(path: str) -> bool:
+    """OpenAI distributes CLIP as TorchScript archives, recognisable by their ``code/`` folder."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split('/')[1:2] == ['code'] for name in archive.namelist())
+
+
+def _check_arch(arch: CLIPArch) -> None:
+    if isinstance(arch, dict):
+        missing = {'embed_dim', 'vision_cfg', 'text_cfg'} - set(arch)
+        if missing:
+            raise KeyError(f'`arch` given as an open_clip model config lacks the keys {sorted(missing)}; '
+                           'it needs embed_dim, vision_cfg and text_cfg (see open_clip/model_configs/*.json).')
+        return
+    if arch not in open_clip.list_models():
+        raise ValueError(f'`arch`={arch!r} is not an open_clip model name. Valid names include '
+                         "'ViT-B-16', 'ViT-B-32', 'ViT-L-14', 'ViT-L-14-336'; all: open_clip.list_models().")
+
+
+def _random_clip(arch: CLIPArch, quick_gelu: bool) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        if isinstance(arch, dict):
+            return open_clip.CLIP(**{**arch, 'quick_gelu': quick_gelu})
+        return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+
+
+def _load_file(model: torch.nn.Module, path: str) -> None:
+    if _is_torchscript_archive(path):
+        # TorchScript archives cannot be read with weights-only unpickling; loading one as a script module
+        # runs no Python pickle code.
+        state_dict = torch.jit.load(path, map_location='cpu').state_dict()
+        for key in ('input_resolution', 'context_length', 'vocab_size'):
+            state_dict.pop(key, None)
+        model.load_state_dict(state_dict, strict=True)
+    else:
+        open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
+
+
+def resolve_quick_gelu(arch: CLIPArch, pretrained: Optional[str], quick_gelu: Optional[bool]) -> bool:
+    """Decide whether the MLPs use QuickGELU.
+
+    OpenAI's CLIP was trained with QuickGELU; running its weights with exact GELU gives subtly wrong features
+    without any error, so the automatic choice follows the weights: the open_clip tag's own setting, True for
+    OpenAI TorchScript archives, and the architecture's default otherwise.
+    """
+    if quick_gelu is not None:
+        return quick_gelu
+    if pretrained is not None and os.path.isfile(pretrained):
+        if _is_torchscript_archive(pretrained):
+            return True
+    elif pretrained is not None and isinstance(arch, str):
+        return bool(open_clip.get_pretrained_cfg(arch, pretrained).get('quick_gelu', False))
+    if isinstance(arch, dict):
+        return bool(arch.get('quick_gelu', False))
+    return arch.endswith('-quickgelu')
+
+
+def _looks_like_path(pretrained: str) -> bool:
+    return os.sep in pretrained or pretrained.endswith(('.pt', '.pth', '.bin', '.safetensors'))
+
+
+def build_open_clip(arch: CLIPArch,
+                    pretrained: Optional[str] = None,
+                    quick_gelu: Optional[bool] = None) -> torch.nn.Module:
+    """Build an open_clip CLIP model with its weights loaded.
+
+    Args:
+        arch (str | dict): An open_clip model name such as ``'ViT-B-16'``, or an open_clip model config dict
+            (``embed_dim``, ``vision_cfg``, ``text_cfg``) for architectures open_clip does not name.
+        pretrained (str, optional): An open_clip pretrained tag such as ``'openai'``, or the path of a local
+            checkpoint in OpenAI (TorchScript) or open_clip (state dict) format. None builds random weights from
+            a fixed seed, identical in every process and for every component. Defaults to None.
+        quick_gelu (bool, optional): Force QuickGELU on or off. None chooses from the weights, see
+            :func:`resolve_quick_gelu`. Set it to True for plain state-dict exports of OpenAI weights.
+            Defaults to None.
+
+    Returns:
+        torch.nn.Module: The open_clip ``CLIP`` model in eval mode.
+    """
+    _check_arch(arch)
+    if pretrained is not None and not os.path.isfile(pretrained):
+        if _looks_like_path(pretrained):
+            raise FileNotFoundError(f'`pretrained`={pretrained!r}: no such checkpoint file.')
+        if isinstance(arch, dict):
+            raise ValueError(f'`pretrained`={pretrained!r} is neither a file nor usable as a tag: open_clip tags '
+                             'only exist for named architectures; give a checkpoint path.')
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        if pretrained not in tags:
+            raise ValueError(f'`pretrained`={pretrained!r} is neither an existing file nor an open_clip tag of '
+                             f'{arch!r}; valid tags: {tags}.')
+    quick_gelu = resolve_quick_gelu(arch, pretrained, quick_gelu)
+    if pretrained is None:
+        model = _random_clip(arch, quick_gelu)
+    elif os.path.isfile(pretrained):
+        model = _random_clip(arch, quick_gelu)
+        _load_file(model, pretrained)
+    else:
+        try:
+            model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu)
+        except Exception as error:
+            raise RuntimeError(
+                f'Could not obtain the open_clip weights {arch!r}/{pretrained!r} ({error}). Without internet '
+                'access, download them elsewhere and set `pretrained` to the local file path.') from error
+    MMLogger.get_current_instance().info(
+        f'Built open_clip {arch if isinstance(arch, str) else "custom"} CLIP from '
+        f'{pretrained or "random weights"} (QuickGELU={quick_gelu}).')
+    return model.eval()
+
+
+def build_tokenizer(arch: CLIPArch) -> Callable:
+    """The tokenizer that matches ``arch``'s text tower."""
+    if isinstance(arch, dict):
+        context_length = arch['text_cfg'].get('context_length', 77)
+        return open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+    return open_clip.get_tokenizer(arch)
