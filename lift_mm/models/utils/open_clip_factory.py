@@ -17,6 +17,10 @@ CLIPArch = Union[str, dict]
 # same random CLIP (the backbone and a head's text encoder) gets identical weights.
 RANDOM_INIT_SEED = 0
 
+# Entries of TorchScript CLIP archives that are not weights: model hyper-parameters and the text tower's
+# causal mask, which open_clip rebuilds itself.
+ARCHIVE_ONLY_KEYS = ('input_resolution', 'context_length', 'vocab_size', 'attn_mask')
+
 
 def _is_torchscript_archive(path: str) -> bool:
     """OpenAI distributes CLIP as TorchScript archives, recognisable by their ``code/`` folder."""
@@ -51,7 +55,7 @@ def _load_file(model: torch.nn.Module, path: str) -> None:
         # TorchScript archives cannot be read with weights-only unpickling; loading one as a script module
         # runs no Python pickle code.
         state_dict = torch.jit.load(path, map_location='cpu').state_dict()
-        for key in ('input_resolution', 'context_length', 'vocab_size'):
+        for key in ARCHIVE_ONLY_KEYS:
             state_dict.pop(key, None)
         model.load_state_dict(state_dict, strict=True)
     else:

@@ -1,0 +1,32 @@
+"""A tiny open_clip CLIP architecture and helpers to save it the ways real weights are distributed."""
+import copy
+
+import open_clip
+import torch
+
+TINY_CLIP = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=32, layers=2, width=64, patch_size=8, head_width=32),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=2, layers=2))
+
+
+def tiny_clip_arch() -> dict:
+    return copy.deepcopy(TINY_CLIP)
+
+
+def make_tiny_clip(seed: int, quick_gelu: bool = False) -> torch.nn.Module:
+    """A randomly initialised tiny CLIP, different for each seed."""
+    torch.manual_seed(seed)
+    return open_clip.CLIP(**tiny_clip_arch(), quick_gelu=quick_gelu).eval()
+
+
+def save_open_clip_checkpoint(model: torch.nn.Module, path) -> str:
+    """open_clip's training format: a dict with a DDP-prefixed ``state_dict``."""
+    torch.save({'epoch': 1, 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()}}, path)
+    return str(path)
+
+
+def save_openai_archive(model: torch.nn.Module, path) -> str:
+    """OpenAI's format: a TorchScript archive of the whole model."""
+    torch.jit.save(torch.jit.script(model), str(path))
+    return str(path)

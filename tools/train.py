@@ -1,0 +1,82 @@
+"""Train a model from an mmpretrain/lift_mm config: ``python tools/train.py CONFIG [options]``."""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Run from a checkout without installing: the repository root holds the lift_mm package.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
+from lift_mm.engine import setup_distributed_without_cuda  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a classifier')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint, or from the latest one in the work dir if no '
+                        'path is given')
+    parser.add_argument('--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='do not keep data-loader workers alive between epochs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. model.backbone.pretrained=/path/ViT-B-16.pt')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) -> None:
+    """Apply the loader switches to every data loader of the config."""
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        loader.pin_memory = pin_memory
+        # Persistent workers are an error for a loader without workers.
+        loader.persistent_workers = persistent_workers and loader.get('num_workers', 0) > 0
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    set_loader_options(cfg, not args.no_pin_memory, not args.no_persistent_workers)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    setup_distributed_without_cuda(cfg, args.launcher)
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
