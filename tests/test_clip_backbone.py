@@ -40,7 +40,7 @@ def test_adaptformer_block_matches_formula(clip_file):
     backbone = build_backbone(clip_file).eval()
     randomise_light_modules(backbone)
     tunable = backbone.visual.transformer.resblocks[0]
-    host, adapter = tunable.block, tunable.light_modules['AdaptFormer']
+    host, adapter = tunable.block, tunable.light_modules['AdaptFormer'].bottleneck
     x = torch.randn(2, 17, 64)
     with torch.no_grad():
         # h: the residual stream entering the MLP branch, from open_clip's own attention path.
@@ -48,15 +48,15 @@ def test_adaptformer_block_matches_formula(clip_file):
         mlp = host.mlp(host.ln_2(h))
         hidden = F.relu(F.layer_norm(h, (64, ), adapter.ln.weight, adapter.ln.bias) @ adapter.down_proj.weight.T
                         + adapter.down_proj.bias)
-        expected = h + mlp + adapter.scale * (hidden @ adapter.up_proj.weight.T + adapter.up_proj.bias)
+        expected = h + mlp + tunable.light_modules['AdaptFormer'].scale * (hidden @ adapter.up_proj.weight.T + adapter.up_proj.bias)
         torch.testing.assert_close(tunable(x), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('num_classes, num_layers, expected', [
     (1000, 12, 32), (100, 12, 4), (365, 12, 8), (8142, 12, 256), (1000, 24, 16), (3, 12, 1)])
 def test_auto_bottleneck_follows_lift_rule(num_classes, num_layers, expected):
-    context = BlockContext(embed_dims=768, mlp_dims=3072, num_heads=12, num_layers=num_layers,
-                           num_classes=num_classes)
+    context = BlockContext(embed_dims=768, mlp_dims=3072, num_heads=12, num_layers=num_layers, block_index=0,
+                           num_tokens=197, patch_size=(16, 16), num_classes=num_classes)
     assert auto_bottleneck(context) == expected
 
 
@@ -65,7 +65,7 @@ def test_vit_b16_imagenet_lt_trainable_parameters():
     trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
     assert trainable == 617_868
     adapters = [m for m in backbone.modules() if isinstance(m, AdaptFormer)]
-    assert len(adapters) == 12 and all(a.down_proj.out_features == 32 for a in adapters)
+    assert len(adapters) == 12 and all(a.bottleneck.down_proj.out_features == 32 for a in adapters)
 
 
 def test_only_light_modules_train_and_frozen_encoder_stays_in_eval(clip_file):

@@ -48,7 +48,9 @@ class CLIPVisionTransformer(BaseBackbone):
         visual.requires_grad_(False)
         self.visual = visual
         self.with_cp = with_cp
-        inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock, num_classes)
+        inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
+                             num_tokens=visual.positional_embedding.shape[0],
+                             patch_size=tuple(visual.conv1.kernel_size), num_classes=num_classes)
 
     @property
     def out_channels(self) -> int:

@@ -1,9 +1,22 @@
+from .adapter import Adapter
 from .adaptformer import AdaptFormer
+from .bottleneck import Bottleneck
+from .host_tuning import BitFit, FullFineTuning, LayerNormTuning
 from .injection import block_indices, inject_light_modules, registered_light_modules
-from .light_module import BlockContext, LightModule, auto_bottleneck, resolve_bottleneck
+from .light_module import (ACTIVATION_SITES, PARAMETER_SITES, BlockContext, LightModule, auto_bottleneck,
+                           resolve_bottleneck)
+from .lora import LoRA
+from .lora_mlp import LoRAMLP
+from .low_rank import LowRank
+from .sparse_tuning import MaskedUpdate, SparseTuning, auto_mask_ratio
+from .ssf import SSFLayerNorm, SSFAttn, SSFMLP, ScaleShift
 from .tunable_block import BlockParts, OpenCLIPTunableBlock, TunableBlock
+from .vpt import VPTDeep, VPTShallow
 
 __all__ = [
-    'AdaptFormer', 'BlockContext', 'BlockParts', 'LightModule', 'OpenCLIPTunableBlock', 'TunableBlock',
-    'auto_bottleneck', 'block_indices', 'inject_light_modules', 'registered_light_modules', 'resolve_bottleneck'
+    'ACTIVATION_SITES', 'PARAMETER_SITES', 'AdaptFormer', 'Adapter', 'BitFit', 'BlockContext', 'BlockParts',
+    'Bottleneck', 'FullFineTuning', 'LayerNormTuning', 'LightModule', 'LoRA', 'LoRAMLP', 'LowRank', 'MaskedUpdate',
+    'OpenCLIPTunableBlock', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'ScaleShift', 'SparseTuning', 'TunableBlock',
+    'VPTDeep', 'VPTShallow', 'auto_bottleneck', 'auto_mask_ratio', 'block_indices', 'inject_light_modules',
+    'registered_light_modules', 'resolve_bottleneck'
 ]

@@ -1,8 +1,8 @@
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mmpretrain.registry import MODELS
+from .bottleneck import Bottleneck
 from .light_module import BlockContext, LightModule, resolve_bottleneck
 
 
@@ -20,22 +20,15 @@ class AdaptFormer(LightModule):
         bottleneck (int | str): Hidden width, or ``'auto'`` for LIFT's rule
             ``2 ** max(0, floor(log2(K / 2L)))``. Defaults to ``'auto'``.
     """
-    site = 'mlp_branch'
+    order = 3
 
     def __init__(self, context: BlockContext, bottleneck='auto') -> None:
         super().__init__()
-        width = context.embed_dims
-        hidden = resolve_bottleneck(bottleneck, context, 'AdaptFormer')
-        self.ln = nn.LayerNorm(width)
-        self.down_proj = nn.Linear(width, hidden)
-        self.up_proj = nn.Linear(hidden, width)
+        self.bottleneck = Bottleneck(context.embed_dims, resolve_bottleneck(bottleneck, context, 'AdaptFormer'))
         self.scale = nn.Parameter(torch.ones(1))
-        # Same start as the reference: Kaiming-normal down projection, zero biases and up projection.
-        nn.init.kaiming_normal_(self.down_proj.weight, a=5**0.5)
-        nn.init.zeros_(self.down_proj.bias)
-        nn.init.zeros_(self.up_proj.weight)
-        nn.init.zeros_(self.up_proj.bias)
 
-    def forward(self, site_input: torch.Tensor, site_output: torch.Tensor) -> torch.Tensor:
-        delta = self.up_proj(F.relu(self.down_proj(self.ln(site_input))))
-        return site_output + self.scale * delta
+    def hooks(self) -> dict:
+        return {'mlp_branch': self.forward}
+
+    def forward(self, stream: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        return branch + self.scale * self.bottleneck(stream)

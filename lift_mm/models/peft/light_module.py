@@ -1,10 +1,31 @@
 """What every light-weight module shares: where it acts in a block and how big it is."""
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .tunable_block import BlockParts
+
+ActivationHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ParameterHook = Callable[[torch.Tensor, Optional[torch.Tensor]], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+
+# Where a light module can act in :class:`TunableBlock`'s forward. Activation sites are called as
+# ``hook(site_input, site_output) -> new site_output``:
+ACTIVATION_SITES = (
+    'tokens',  # the tokens entering the block (both arguments)
+    'ln_1',  # block input -> output of the attention LayerNorm
+    'qkv',  # attention LayerNorm output -> fused q, k, v projections (width 3C)
+    'attn_out',  # attention-weighted values -> attention output projection
+    'ln_2',  # residual stream -> output of the MLP LayerNorm
+    'mlp_in',  # MLP LayerNorm output -> first MLP linear (before the activation)
+    'mlp_out',  # activated hidden -> second MLP linear
+    'mlp_branch',  # residual stream entering the MLP branch -> branch output, before it is added back
+)
+# Parameter sites are called as ``hook(weight, bias) -> (weight, bias)`` for the block's four linears.
+PARAMETER_SITES = ('qkv_params', 'attn_out_params', 'mlp_in_params', 'mlp_out_params')
 
 
 @dataclass(frozen=True)
@@ -16,6 +37,9 @@ class BlockContext:
         mlp_dims (int): Hidden width of the MLP branch.
         num_heads (int): Number of attention heads.
         num_layers (int): Number of transformer blocks of the whole encoder.
+        block_index (int): Index of the block the module goes into.
+        num_tokens (int): Tokens the encoder feeds its first block (class token and patches).
+        patch_size (Tuple[int, int]): Patch size of the encoder.
         num_classes (int, optional): Number of classes of the task, needed by ``'auto'`` sizes.
             Defaults to None.
     """
@@ -23,6 +47,9 @@ class BlockContext:
     mlp_dims: int
     num_heads: int
     num_layers: int
+    block_index: int
+    num_tokens: int
+    patch_size: Tuple[int, int]
     num_classes: Optional[int] = None
 
 
@@ -45,15 +72,25 @@ def resolve_bottleneck(bottleneck: Union[int, str], context: BlockContext, kind:
 
 
 class LightModule(nn.Module):
-    """Base of the modules injected into transformer blocks.
+    """Base of the light-weight fine-tuning modules injected into transformer blocks.
 
-    A light module acts at one ``site`` of :class:`TunableBlock`'s forward and is called there as
-    ``module(site_input, site_output)``, returning the new site output. Sites:
-
-    - ``'mlp_branch'``: input is the residual stream entering the MLP branch, output is the branch's output
-      (after layer scale), before it is added back to the stream.
+    A light module says where it acts (:meth:`hooks`, see ``ACTIVATION_SITES`` and ``PARAMETER_SITES``) and which
+    weights of the host block it makes trainable (:meth:`host_parameters`). Several modules at one site act in
+    ``order`` (lowest first), which reproduces LIFT's composition whatever the order of the config list.
     """
-    site: str = ''
+    order: int = 0
+    # True for kinds that act only in the first block of their range (shallow visual prompts).
+    first_block_only: bool = False
+    # True for kinds built with ``shared``, a dict common to all blocks of one config entry.
+    uses_shared_state: bool = False
 
-    def forward(self, site_input: torch.Tensor, site_output: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def hooks(self) -> Dict[str, Union[ActivationHook, ParameterHook]]:
+        """Callables by site name."""
+        return {}
+
+    def host_parameters(self, host: nn.Module) -> Iterable[nn.Parameter]:
+        """Weights of the host block that this kind trains in place."""
+        return ()
+
+    def attach(self, parts: 'BlockParts') -> None:
+        """Called once the module is in its block, for kinds that start from the host's weights."""

@@ -1,16 +1,15 @@
 """A transformer block run by one fused forward that light modules can act inside."""
-from collections import defaultdict
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .light_module import BlockContext, LightModule
+from .light_module import ACTIVATION_SITES, PARAMETER_SITES, BlockContext, LightModule
 
 
 class BlockParts(NamedTuple):
-    """The frozen weights of a pre-norm transformer block, whatever library built it."""
+    """The weights of a pre-norm transformer block, whatever library built it."""
     ln_1: nn.Module
     qkv_weight: torch.Tensor
     qkv_bias: Optional[torch.Tensor]
@@ -39,40 +38,55 @@ class TunableBlock(nn.Module):
         super().__init__()
         self.block = block
         self.light_modules = nn.ModuleDict()
-        self._by_site: Dict[str, List[LightModule]] = defaultdict(list)
-
-    def add_light_module(self, name: str, module: LightModule) -> None:
-        """Put ``module`` into this block under ``name``; it acts at its ``site``."""
-        if name in self.light_modules:
-            raise ValueError(f'A light module named {name!r} is already in this block: each kind may be listed '
-                             'once per block in `light_modules`.')
-        self.light_modules[name] = module
-        self._by_site[module.site].append(module)
+        self._hooks: Dict[str, List[Tuple[int, object]]] = {site: [] for site in ACTIVATION_SITES + PARAMETER_SITES}
 
     def parts(self) -> BlockParts:
         raise NotImplementedError
 
-    def context(self, num_layers: int, num_classes: Optional[int]) -> BlockContext:
+    def context(self, num_layers: int, block_index: int, num_tokens: int, patch_size: Tuple[int, int],
+                num_classes: Optional[int]) -> BlockContext:
         """Sizes of this block, for building light modules."""
         parts = self.parts()
         return BlockContext(embed_dims=parts.out_proj.out_features, mlp_dims=parts.fc1.out_features,
-                            num_heads=parts.num_heads, num_layers=num_layers, num_classes=num_classes)
+                            num_heads=parts.num_heads, num_layers=num_layers, block_index=block_index,
+                            num_tokens=num_tokens, patch_size=patch_size, num_classes=num_classes)
+
+    def add_light_module(self, name: str, module: LightModule) -> None:
+        """Put ``module`` into this block under ``name`` and make the host weights it tunes trainable."""
+        if name in self.light_modules:
+            raise ValueError(f'A light module named {name!r} is already in this block: each kind may be listed '
+                             'once per block in `light_modules`.')
+        self.light_modules[name] = module
+        module.attach(self.parts())
+        for site, hook in module.hooks().items():
+            self._hooks[site].append((module.order, hook))
+            self._hooks[site].sort(key=lambda entry: entry[0])
+        for param in module.host_parameters(self.block):
+            param.requires_grad_(True)
 
     def _at(self, site: str, site_input: torch.Tensor, site_output: torch.Tensor) -> torch.Tensor:
-        for module in self._by_site.get(site, ()):
-            site_output = module(site_input, site_output)
+        for _, hook in self._hooks[site]:
+            site_output = hook(site_input, site_output)
         return site_output
+
+    def _linear(self, site: str, x: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor]) -> torch.Tensor:
+        for _, hook in self._hooks[site + '_params']:
+            weight, bias = hook(weight, bias)
+        return self._at(site, x, F.linear(x, weight, bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the block on tokens of shape (batch, tokens, width)."""
         p = self.parts()
+        x = self._at('tokens', x, x)
         batch, tokens, width = x.shape
-        qkv = F.linear(p.ln_1(x), p.qkv_weight, p.qkv_bias)
+        qkv = self._linear('qkv', self._at('ln_1', x, p.ln_1(x)), p.qkv_weight, p.qkv_bias)
         q, k, v = qkv.view(batch, tokens, 3, p.num_heads, width // p.num_heads).permute(2, 0, 3, 1, 4)
         attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
-        x = x + p.ls_1(p.out_proj(attended))
-        branch = p.ls_2(p.fc2(p.act(p.fc1(p.ln_2(x)))))
-        return x + self._at('mlp_branch', x, branch)
+        x = x + p.ls_1(self._linear('attn_out', attended, p.out_proj.weight, p.out_proj.bias))
+        hidden = self._linear('mlp_in', self._at('ln_2', x, p.ln_2(x)), p.fc1.weight, p.fc1.bias)
+        branch = self._linear('mlp_out', p.act(hidden), p.fc2.weight, p.fc2.bias)
+        return x + self._at('mlp_branch', x, p.ls_2(branch))
 
 
 class OpenCLIPTunableBlock(TunableBlock):

@@ -1,0 +1,85 @@
+"""SSF, scaling and shifting of features (Lian et al., NeurIPS 2022), at the three places LIFT offers."""
+import torch
+from torch import nn
+
+from mmpretrain.registry import MODELS
+from .light_module import BlockContext, LightModule
+
+
+class ScaleShift(nn.Module):
+    """``x * scale + shift`` over the last dimension (or the channels of an NCHW map), near identity at start.
+
+    Args:
+        dim (int): Feature width.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.empty(dim))
+        self.shift = nn.Parameter(torch.empty(dim))
+        nn.init.normal_(self.scale, mean=1.0, std=0.02)
+        nn.init.normal_(self.shift, std=0.02)
+
+    def forward(self, _: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return x * self.scale.view(1, -1, 1, 1) + self.shift.view(1, -1, 1, 1)
+        return x * self.scale + self.shift
+
+
+class _SSF(LightModule):
+    """Two :class:`ScaleShift` at the two sites named by ``SITES``, sized by ``widths``."""
+    order = 1
+    SITES = ('', '')
+
+    def __init__(self, context: BlockContext) -> None:
+        super().__init__()
+        self.ssf = nn.ModuleDict({site: ScaleShift(dim) for site, dim in zip(self.SITES, self.widths(context))})
+
+    @staticmethod
+    def widths(context: BlockContext):
+        raise NotImplementedError
+
+    def hooks(self) -> dict:
+        return dict(self.ssf.items())
+
+
+@MODELS.register_module()
+class SSFAttn(_SSF):
+    """SSF on the attention's fused QKV projection (width 3C) and output projection (width C).
+
+    Args:
+        context (BlockContext): Sizes of the host transformer.
+    """
+    SITES = ('qkv', 'attn_out')
+
+    @staticmethod
+    def widths(context: BlockContext):
+        return 3 * context.embed_dims, context.embed_dims
+
+
+@MODELS.register_module()
+class SSFMLP(_SSF):
+    """SSF on the outputs of the MLP's two linears (widths MLP width and C).
+
+    Args:
+        context (BlockContext): Sizes of the host transformer.
+    """
+    SITES = ('mlp_in', 'mlp_out')
+
+    @staticmethod
+    def widths(context: BlockContext):
+        return context.mlp_dims, context.embed_dims
+
+
+@MODELS.register_module()
+class SSFLayerNorm(_SSF):
+    """SSF on the outputs of the block's two LayerNorms.
+
+    Args:
+        context (BlockContext): Sizes of the host transformer.
+    """
+    SITES = ('ln_1', 'ln_2')
+
+    @staticmethod
+    def widths(context: BlockContext):
+        return context.embed_dims, context.embed_dims
