@@ -7,7 +7,7 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import build_open_clip
+from ..utils import CompactStateDict, build_open_clip
 
 
 @MODELS.register_module()
@@ -29,6 +29,9 @@ class CLIPVisionTransformer(BaseBackbone):
         num_classes (int, optional): Number of classes, for ``'auto'`` light-module sizes. Defaults to None.
         with_cp (bool): Recompute each block's activations in the backward pass instead of storing them
             (activation checkpointing), trading compute for memory. Defaults to False.
+        compact_state_dict (bool): Leave the frozen CLIP weights out of the state dict (and so out of
+            checkpoints); they are refilled from ``pretrained`` on load. Defaults to True.
+        check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
         init_cfg (dict, optional): Initialisation config of the light modules. Defaults to None.
     """
 
@@ -39,6 +42,8 @@ class CLIPVisionTransformer(BaseBackbone):
                  light_modules: Sequence[dict] = (dict(type='AdaptFormer'), ),
                  num_classes: Optional[int] = None,
                  with_cp: bool = False,
+                 compact_state_dict: bool = True,
+                 check_fingerprint: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
@@ -48,6 +53,8 @@ class CLIPVisionTransformer(BaseBackbone):
         visual.requires_grad_(False)
         self.visual = visual
         self.with_cp = with_cp
+        # Fingerprint the weights as loaded, before light modules join them.
+        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
                              num_tokens=visual.positional_embedding.shape[0],
                              patch_size=tuple(visual.conv1.kernel_size), num_classes=num_classes)

@@ -1,6 +1,8 @@
+from .compact_state_dict import FINGERPRINT_KEY, CompactStateDict, fingerprint, fingerprint_hex
 from .open_clip_factory import build_open_clip, build_tokenizer, resolve_quick_gelu
 from .text_features import encode_class_prompts, to_image_feature_space
 
 __all__ = [
-    'build_open_clip', 'build_tokenizer', 'encode_class_prompts', 'resolve_quick_gelu', 'to_image_feature_space'
+    'FINGERPRINT_KEY', 'CompactStateDict', 'build_open_clip', 'build_tokenizer', 'encode_class_prompts',
+    'fingerprint', 'fingerprint_hex', 'resolve_quick_gelu', 'to_image_feature_space'
 ]
