@@ -1,0 +1,232 @@
+"""Each light module against its formula, written out here with plain tensor algebra."""
+import copy
+import math
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from torch.nn import functional as F
+
+import lift_mm  # noqa: F401
+
+WIDTH, HEADS, TOKENS = 64, 2, 17
+
+
+@pytest.fixture(scope='module')
+def clip_file(tmp_path_factory):
+    return save_open_clip_checkpoint(make_tiny_clip(seed=5), tmp_path_factory.mktemp('clip') / 'tiny.pt')
+
+
+def build(clip_file, light_modules, num_classes=10):
+    backbone = MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip_file,
+                                 light_modules=light_modules, num_classes=num_classes)).eval()
+    torch.manual_seed(11)
+    for block in backbone.visual.transformer.resblocks:
+        for param in block.light_modules.parameters():
+            param.data.normal_(std=0.3)
+    return backbone
+
+
+def layer_norm(x, ln):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
+
+
+def reference_block(host, x, ln_1=None, qkv=None, attn_out=None, ln_2=None, mlp_in=None, mlp_out=None,
+                    branch=None, weights=None):
+    """A pre-norm CLIP block with explicit softmax attention; keyword functions modify one site each."""
+    identity = lambda inp, out: out  # noqa: E731
+    ln_1, qkv, attn_out, ln_2, mlp_in, mlp_out, branch = (f or identity for f in (
+        ln_1, qkv, attn_out, ln_2, mlp_in, mlp_out, branch))
+    w = dict(qkv=(host.attn.in_proj_weight, host.attn.in_proj_bias),
+             attn_out=(host.attn.out_proj.weight, host.attn.out_proj.bias),
+             mlp_in=(host.mlp.c_fc.weight, host.mlp.c_fc.bias), mlp_out=(host.mlp.c_proj.weight, host.mlp.c_proj.bias))
+    w.update(weights or {})
+    batch, tokens, width = x.shape
+    head_dim = width // HEADS
+    h = ln_1(x, layer_norm(x, host.ln_1))
+    projected = qkv(h, h @ w['qkv'][0].T + w['qkv'][1])
+    q, k, v = (t.reshape(batch, tokens, HEADS, head_dim).transpose(1, 2) for t in projected.chunk(3, dim=-1))
+    weights_ = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), dim=-1)
+    attended = (weights_ @ v).transpose(1, 2).reshape(batch, tokens, width)
+    x = x + attn_out(attended, attended @ w['attn_out'][0].T + w['attn_out'][1])
+    h = ln_2(x, layer_norm(x, host.ln_2))
+    hidden = mlp_in(h, h @ w['mlp_in'][0].T + w['mlp_in'][1])
+    activated = F.gelu(hidden)
+    out = mlp_out(activated, activated @ w['mlp_out'][0].T + w['mlp_out'][1])
+    return x + branch(x, out)
+
+
+def first_block(backbone):
+    block = backbone.visual.transformer.resblocks[0]
+    return block, block.block, block.light_modules
+
+
+def check(block, expected_fn):
+    x = torch.randn(2, TOKENS, WIDTH)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected_fn(x), rtol=1e-4, atol=1e-5)
+
+
+def bottleneck(module, x):
+    return F.relu(layer_norm(x, module.ln) @ module.down_proj.weight.T + module.down_proj.bias) \
+        @ module.up_proj.weight.T + module.up_proj.bias
+
+
+def low_rank(module, x):
+    return x @ module.lora_A @ module.lora_B / module.lora_A.shape[1]
+
+
+def scale_shift(module, x):
+    return x * module.scale + module.shift
+
+
+def test_plain_block_equals_reference(clip_file):
+    block, host, _ = first_block(build(clip_file, []))
+    check(block, lambda x: reference_block(host, x))
+
+
+def test_adaptformer(clip_file):
+    block, host, light = first_block(build(clip_file, [dict(type='AdaptFormer', bottleneck=8)]))
+    m = light['AdaptFormer']
+    check(block, lambda x: reference_block(
+        host, x, branch=lambda stream, out: out + m.scale * bottleneck(m.bottleneck, stream)))
+
+
+def test_adapter(clip_file):
+    block, host, light = first_block(build(clip_file, [dict(type='Adapter', bottleneck=8)]))
+    m = light['Adapter']
+    check(block, lambda x: reference_block(host, x, branch=lambda stream, out: out + bottleneck(m.bottleneck, out)))
+
+
+def test_lora_on_query_and_value(clip_file):
+    block, host, light = first_block(build(clip_file, [dict(type='LoRA', bottleneck=4)]))
+    m = light['LoRA']
+
+    def qkv(h, out):
+        zeros = torch.zeros_like(low_rank(m.q, h))
+        return out + torch.cat([low_rank(m.q, h), zeros, low_rank(m.v, h)], dim=-1)
+
+    check(block, lambda x: reference_block(host, x, qkv=qkv))
+    assert m.q.lora_A.shape == (WIDTH, 4) and m.q.lora_B.shape == (4, WIDTH)
+
+
+def test_lora_on_mlp(clip_file):
+    block, host, light = first_block(build(clip_file, [dict(type='LoRAMLP', bottleneck=4)]))
+    m = light['LoRAMLP']
+    check(block, lambda x: reference_block(host, x, mlp_in=lambda h, out: out + low_rank(m.fc1, h),
+                                           mlp_out=lambda a, out: out + low_rank(m.fc2, a)))
+    assert m.fc1.lora_B.shape == (4, 4 * WIDTH) and m.fc2.lora_A.shape == (4 * WIDTH, 4)
+
+
+@pytest.mark.parametrize('kind, sites', [
+    ('SSFAttn', dict(qkv='qkv', attn_out='attn_out')),
+    ('SSFMLP', dict(mlp_in='mlp_in', mlp_out='mlp_out')),
+    ('SSFLayerNorm', dict(ln_1='ln_1', ln_2='ln_2')),
+])
+def test_ssf(clip_file, kind, sites):
+    block, host, light = first_block(build(clip_file, [dict(type=kind)]))
+    m = light[kind].ssf
+    fns = {site: (lambda module: lambda inp, out: scale_shift(module, out))(m[name]) for site, name in sites.items()}
+    check(block, lambda x: reference_block(host, x, **fns))
+
+
+def test_lift_order_at_a_shared_site_whatever_the_config_order(clip_file):
+    block, host, light = first_block(build(clip_file, [dict(type='AdaptFormer', bottleneck=8),
+                                                       dict(type='Adapter', bottleneck=8)]))
+    adapter, adaptformer = light['Adapter'], light['AdaptFormer']
+
+    def branch(stream, out):
+        out = out + bottleneck(adapter.bottleneck, out)
+        return out + adaptformer.scale * bottleneck(adaptformer.bottleneck, stream)
+
+    check(block, lambda x: reference_block(host, x, branch=branch))
+
+
+def test_vpt_deep_replaces_previous_prompts(clip_file):
+    backbone = build(clip_file, [dict(type='VPTDeep', length=3)])
+    blocks = backbone.visual.transformer.resblocks
+    x = torch.randn(2, TOKENS, WIDTH)
+    with torch.no_grad():
+        after_first = blocks[0](x)
+        assert after_first.shape == (2, TOKENS + 3, WIDTH)
+        prompts = [b.light_modules['VPTDeep'].prompt.expand(2, -1, -1) for b in blocks]
+        torch.testing.assert_close(after_first, reference_block(blocks[0].block, torch.cat([x, prompts[0]], 1)),
+                                   rtol=1e-4, atol=1e-5)
+        expected = reference_block(blocks[1].block, torch.cat([after_first[:, :TOKENS], prompts[1]], 1))
+        torch.testing.assert_close(blocks[1](after_first), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_vpt_shallow_inserts_once_with_vpt_initialisation(clip_file):
+    backbone = MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip_file,
+                                 light_modules=[dict(type='VPTShallow', length=10)]))
+    blocks = backbone.visual.transformer.resblocks
+    assert [len(b.light_modules) for b in blocks] == [1, 0]
+    prompt = blocks[0].light_modules['VPTShallow'].prompt
+    bound = math.sqrt(6. / (3 * 8 * 8 + WIDTH))
+    assert prompt.shape == (10, WIDTH) and prompt.abs().max() <= bound
+    with torch.no_grad():
+        assert backbone.embed(torch.randn(1, 3, 32, 32)).shape[1] == TOKENS
+        feature = backbone(torch.randn(1, 3, 32, 32))[0]
+    assert feature.shape == (1, WIDTH)
+
+
+@pytest.mark.parametrize('kind, selected', [
+    ('BitFit', lambda name: name.endswith('bias')),
+    ('LayerNormTuning', lambda name: name.startswith(('ln_1.', 'ln_2.'))),
+    ('FullFineTuning', lambda name: True),
+])
+def test_host_tuning_kinds_train_exactly_their_weights(clip_file, kind, selected):
+    backbone = build(clip_file, [dict(type=kind, blocks=1)])
+    blocks = backbone.visual.transformer.resblocks
+    for name, param in blocks[1].block.named_parameters():
+        assert param.requires_grad == selected(name), name
+    assert not any(p.requires_grad for p in blocks[0].parameters())
+    block, host, _ = first_block(backbone)
+    check(blocks[1], lambda x: reference_block(blocks[1].block, x))
+
+
+def test_sparse_tuning_draws_lift_masks_and_substitutes_values(clip_file):
+    backbone = build(clip_file, [dict(type='SparseTuning', ratio=0.05, seed=3)])
+    generator = torch.Generator().manual_seed(3)
+    for block in backbone.visual.transformer.resblocks:
+        host, updates = block.block, block.light_modules['SparseTuning'].updates
+        linears = dict(qkv=(host.attn.in_proj_weight, host.attn.in_proj_bias),
+                       attn_out=(host.attn.out_proj.weight, host.attn.out_proj.bias),
+                       mlp_in=(host.mlp.c_fc.weight, host.mlp.c_fc.bias),
+                       mlp_out=(host.mlp.c_proj.weight, host.mlp.c_proj.bias))
+        substituted = {}
+        for site in ('qkv', 'attn_out', 'mlp_in', 'mlp_out'):
+            weight, bias = linears[site]
+            out_dim, in_dim = weight.shape
+            total = out_dim * (in_dim + 1)
+            mask = torch.zeros(total, dtype=torch.bool)
+            mask[torch.randperm(total, generator=generator)[:int(total * 0.05)]] = True
+            mask = mask.view(out_dim, in_dim + 1)
+            assert torch.equal(updates[site].weight_mask, mask[:, :-1])
+            assert torch.equal(updates[site].bias_mask, mask[:, -1])
+            new_weight, new_bias = weight.detach().clone(), bias.detach().clone()
+            new_weight[mask[:, :-1]] = updates[site].optimized_weight.detach()
+            new_bias[mask[:, -1]] = updates[site].optimized_bias.detach()
+            substituted[site] = (new_weight, new_bias)
+        check(block, lambda x: reference_block(host, x, weights=substituted))
+
+
+def test_sparse_tuning_auto_ratio_follows_lift_rule(clip_file):
+    backbone = build(clip_file, [dict(type='SparseTuning')], num_classes=1000)
+    # 1000 / (12 * 2 blocks * 64) = 0.651, floored to a multiple of 0.001.
+    assert backbone.visual.transformer.resblocks[0].light_modules['SparseTuning'].ratio == pytest.approx(0.651)
+
+
+@pytest.mark.parametrize('kind', ['AdaptFormer', 'Adapter', 'LoRA', 'LoRAMLP'])
+def test_zero_initialised_modules_start_as_the_frozen_model(clip_file, kind):
+    fresh = MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip_file,
+                              light_modules=[dict(type=kind, bottleneck=4)])).eval()
+    plain = MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip_file,
+                              light_modules=[])).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(images)[0], plain(images)[0])
+    assert copy.deepcopy(fresh)(images)[0].shape == (2, WIDTH)
