@@ -44,6 +44,7 @@ def to_soft_targets(label: torch.Tensor, cls_score: torch.Tensor) -> torch.Tenso
     """
     check_cls_score(cls_score)
     num_samples, num_classes = cls_score.shape
+    # With a single class, integer (N, 1) labels are indices, not targets.
     if label.dim() == 2 and label.shape[1] == num_classes and (label.is_floating_point() or num_classes > 1):
         if label.shape[0] != num_samples:
             raise ValueError(f'label has {label.shape[0]} rows but cls_score has {num_samples}.')

@@ -8,6 +8,7 @@ from .light_module import (ACTIVATION_SITES, PARAMETER_SITES, BlockContext, Ligh
 from .lora import LoRA
 from .lora_mlp import LoRAMLP
 from .low_rank import LowRank
+from .reference_checkpoint import convert_lift_reference, save_converted
 from .sparse_tuning import MaskedUpdate, SparseTuning, auto_mask_ratio
 from .ssf import SSFLayerNorm, SSFAttn, SSFMLP, ScaleShift
 from .tunable_block import BlockParts, OpenCLIPTunableBlock, TunableBlock
@@ -17,6 +18,6 @@ __all__ = [
     'ACTIVATION_SITES', 'PARAMETER_SITES', 'AdaptFormer', 'Adapter', 'BitFit', 'BlockContext', 'BlockParts',
     'Bottleneck', 'FullFineTuning', 'LayerNormTuning', 'LightModule', 'LoRA', 'LoRAMLP', 'LowRank', 'MaskedUpdate',
     'OpenCLIPTunableBlock', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'ScaleShift', 'SparseTuning', 'TunableBlock',
-    'VPTDeep', 'VPTShallow', 'auto_bottleneck', 'auto_mask_ratio', 'block_indices', 'inject_light_modules',
-    'registered_light_modules', 'resolve_bottleneck'
+    'VPTDeep', 'VPTShallow', 'auto_bottleneck', 'auto_mask_ratio', 'block_indices', 'convert_lift_reference', 'inject_light_modules',
+    'registered_light_modules', 'resolve_bottleneck', 'save_converted'
 ]

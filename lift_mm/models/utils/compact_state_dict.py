@@ -27,9 +27,10 @@ class CompactStateDict:
 
     The owner gets a ``foundation_fingerprint`` buffer computed from the foundation's weights as loaded. Its state
     dict keeps every trainable parameter and every tensor outside the foundation, and drops the foundation's
-    frozen parameters and buffers. Loading a state dict refills the dropped entries from the owner's own frozen
+    frozen parameters and buffers. Loading a state dict refills the absent entries from the owner's own frozen
     weights, after checking that the saved fingerprint equals the owner's: a checkpoint trained on other
-    foundation weights is refused, naming both. Full state dicts (without a fingerprint) load as usual.
+    foundation weights is refused, naming both. State dicts without a fingerprint (full ones, or converted from
+    LIFT's reference code) load onto the owner's foundation unchecked.
     These are state-dict hooks, so they hold for MMEngine's runner (save, resume, ``load_from``), for
     ``torch.load_state_dict`` and for mmpretrain's inferencer alike.
 
@@ -73,10 +74,11 @@ class CompactStateDict:
     def _refill_frozen(self, owner: nn.Module, state_dict: dict, prefix: str, local_metadata: dict, strict: bool,
                        missing_keys: list, unexpected_keys: list, error_msgs: list) -> None:
         saved = state_dict.get(prefix + FINGERPRINT_KEY)
-        if saved is None:
-            return
         current = getattr(owner, FINGERPRINT_KEY)
-        if self.check_fingerprint and not torch.equal(saved.cpu(), current.cpu()):
+        if saved is None:
+            # Converted or full checkpoints carry no fingerprint: keep this model's own.
+            state_dict[prefix + FINGERPRINT_KEY] = current.detach()
+        elif self.check_fingerprint and not torch.equal(saved.cpu(), current.cpu()):
             raise RuntimeError(
                 f'The checkpoint was trained on foundation weights {fingerprint_hex(saved)}, but this model was '
                 f'built with foundation weights {fingerprint_hex(current)} ({type(owner).__name__}.pretrained '
