@@ -7,6 +7,7 @@ from .light_module import (ACTIVATION_SITES, PARAMETER_SITES, BlockContext, Ligh
                            resolve_bottleneck)
 from .lora import LoRA
 from .lora_mlp import LoRAMLP
+from .mmpretrain_block import MMPretrainTunableBlock
 from .low_rank import LowRank
 from .reference_checkpoint import convert_lift_reference, save_converted
 from .sparse_tuning import MaskedUpdate, SparseTuning, auto_mask_ratio
@@ -16,7 +17,7 @@ from .vpt import VPTDeep, VPTShallow
 
 __all__ = [
     'ACTIVATION_SITES', 'PARAMETER_SITES', 'AdaptFormer', 'Adapter', 'BitFit', 'BlockContext', 'BlockParts',
-    'Bottleneck', 'FullFineTuning', 'LayerNormTuning', 'LightModule', 'LoRA', 'LoRAMLP', 'LowRank', 'MaskedUpdate',
+    'Bottleneck', 'FullFineTuning', 'LayerNormTuning', 'LightModule', 'LoRA', 'LoRAMLP', 'LowRank', 'MMPretrainTunableBlock', 'MaskedUpdate',
     'OpenCLIPTunableBlock', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'ScaleShift', 'SparseTuning', 'TunableBlock',
     'VPTDeep', 'VPTShallow', 'auto_bottleneck', 'auto_mask_ratio', 'block_indices', 'convert_lift_reference', 'inject_light_modules',
     'registered_light_modules', 'resolve_bottleneck', 'save_converted'

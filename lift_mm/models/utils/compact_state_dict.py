@@ -36,7 +36,8 @@ class CompactStateDict:
 
     Args:
         owner (nn.Module): The module whose state dict is made compact.
-        foundation (str): Attribute name of the frozen foundation model inside ``owner``.
+        foundation (str): Attribute name of the frozen foundation model inside ``owner``, or ``''`` when the
+            owner itself is the foundation (light modules injected into it).
         compact (bool): Drop frozen foundation weights from the state dict. Defaults to True.
         check_fingerprint (bool): Refuse checkpoints of other foundation weights. Defaults to True.
     """
@@ -45,10 +46,13 @@ class CompactStateDict:
         self.foundation = foundation
         self.compact = compact
         self.check_fingerprint = check_fingerprint
-        owner.register_buffer(FINGERPRINT_KEY, fingerprint(getattr(owner, foundation)))
+        owner.register_buffer(FINGERPRINT_KEY, fingerprint(self._foundation(owner)))
         # torch tags public hooks with an attribute, which bound methods cannot carry: wrap them.
         owner.register_state_dict_post_hook(functools.partial(self._drop_frozen))
         owner.register_load_state_dict_pre_hook(functools.partial(self._refill_frozen))
+
+    def _foundation(self, owner: nn.Module) -> nn.Module:
+        return getattr(owner, self.foundation) if self.foundation else owner
 
     def frozen_tensors(self, owner: nn.Module) -> dict:
         """Frozen foundation tensors by state-dict key relative to ``owner``.
@@ -56,7 +60,7 @@ class CompactStateDict:
         A buffer counts as frozen when its module trains no parameter of its own, so the running statistics of
         a tuned normalisation layer are saved with it.
         """
-        foundation = getattr(owner, self.foundation)
+        foundation = self._foundation(owner)
         frozen = {name: param for name, param in foundation.named_parameters() if not param.requires_grad}
         for module_name, module in foundation.named_modules():
             if any(param.requires_grad for param in module.parameters(recurse=False)):
@@ -64,7 +68,10 @@ class CompactStateDict:
             for buffer_name, buffer in module.named_buffers(recurse=False):
                 if buffer_name not in module._non_persistent_buffers_set:
                     frozen[f'{module_name}.{buffer_name}' if module_name else buffer_name] = buffer
-        return {f'{self.foundation}.{name}': tensor for name, tensor in frozen.items()}
+        prefix = f'{self.foundation}.' if self.foundation else ''
+        frozen = {prefix + name: tensor for name, tensor in frozen.items()}
+        frozen.pop(FINGERPRINT_KEY, None)
+        return frozen
 
     def _drop_frozen(self, owner: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
         if self.compact:

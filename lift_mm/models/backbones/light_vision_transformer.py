@@ -1,0 +1,54 @@
+from typing import Optional, Sequence
+
+from mmpretrain.models.backbones import VisionTransformer
+from mmpretrain.registry import MODELS
+from ..peft import inject_light_modules
+from ..peft.mmpretrain_block import MMPretrainTunableBlock
+from ..utils import CompactStateDict
+
+# Output types that read the patch tokens back as a grid, which appended prompt tokens would break.
+GRID_OUTPUTS = ('featmap', 'avg_featmap')
+
+
+@MODELS.register_module()
+class LightVisionTransformer(VisionTransformer):
+    """mmpretrain's ``VisionTransformer``, frozen, with lift_mm's light modules injected into its layers.
+
+    Turn any mmpretrain ViT config into a light-weight fine-tuning one by changing ``type`` to
+    ``'LightVisionTransformer'`` and adding ``light_modules``. The pretrained weights of ``init_cfg``
+    (``dict(type='Pretrained', checkpoint=...)``) are loaded here, in ``__init__``, before the weights are frozen
+    and the light modules injected, so test runs and DDP see them.
+
+    Args:
+        light_modules (Sequence[dict]): Light module configs, as for :class:`CLIPVisionTransformer`.
+            Defaults to LIFT's AdaptFormer.
+        num_classes (int, optional): Number of classes, for ``'auto'`` sizes. Defaults to None.
+        compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
+        check_fingerprint (bool): Refuse checkpoints trained on other pretrained weights. Defaults to True.
+        **kwargs: Arguments of mmpretrain's ``VisionTransformer`` (``arch``, ``img_size``, ``patch_size``,
+            ``out_type``, ``init_cfg``, ...).
+    """
+
+    def __init__(self,
+                 light_modules: Sequence[dict] = (dict(type='AdaptFormer'), ),
+                 num_classes: Optional[int] = None,
+                 compact_state_dict: bool = True,
+                 check_fingerprint: bool = True,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.out_type in GRID_OUTPUTS and any('VPT' in str(cfg.get('type')) for cfg in light_modules):
+            raise ValueError(f"Visual prompts need out_type='cls_token' or 'raw', not {self.out_type!r}: appended "
+                             'prompt tokens cannot be read back as a feature map.')
+        self.init_weights()
+        self.requires_grad_(False)
+        CompactStateDict(self, '', compact=compact_state_dict, check_fingerprint=check_fingerprint)
+        num_tokens = self.patch_resolution[0] * self.patch_resolution[1] + self.num_extra_tokens
+        inject_light_modules(self.layers, light_modules, MMPretrainTunableBlock, num_tokens=num_tokens,
+                             patch_size=tuple(self.patch_embed.projection.kernel_size), num_classes=num_classes)
+
+    def train(self, mode: bool = True) -> 'LightVisionTransformer':
+        """Only light modules follow ``mode``; the frozen ViT always runs in eval mode."""
+        super().train(False)
+        for layer in self.layers:
+            layer.light_modules.train(mode)
+        return self
