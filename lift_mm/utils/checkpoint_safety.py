@@ -1,0 +1,85 @@
+"""Let torch's weights-only ``torch.load`` read the checkpoints that MMEngine writes.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: unpickling may only build tensors, containers
+and allow-listed globals, so a checkpoint cannot run code when loaded. MMEngine 0.10.7 calls
+``torch.load(filename, map_location=...)`` (``load_checkpoint``, ``Runner.resume``, ``load_from``,
+``tools/test.py``) without ``weights_only``, and its checkpoints hold more than tensors:
+
+* ``message_hub['log_scalars']`` maps names to :class:`mmengine.logging.HistoryBuffer`, whose pickled state has
+  numpy arrays (``_log_history``, ``_count_history``) and ``statistics_methods``, the functions
+  ``HistoryBuffer.min/max/current/mean``. Pickle protocol 2 (torch's) stores a function with a dotted name as
+  ``getattr(HistoryBuffer, 'min')``, so the stream calls ``builtins.getattr``.
+* ``message_hub['runtime_info']`` holds numpy scalars (``eta`` is a ``numpy.float64``) and, like
+  ``meta['dataset_meta']``, a copy of the training dataset's metainfo, which may hold numpy arrays.
+
+:func:`register_checkpoint_safe_globals` allow-lists exactly these, keeping weights-only loading on. Real
+``getattr`` would let a crafted file reach any attribute (and through it any function), so ``builtins.getattr`` is
+mapped to a stand-in that only returns HistoryBuffer's four statistics methods and refuses everything else.
+"""
+import pickle
+from typing import Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+# MMEngine registers these on every HistoryBuffer (HistoryBuffer._set_default_statistics).
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+# Dtypes of the numpy arrays and scalars allow-listed: bool and the integer and floating types, which cover
+# HistoryBuffer's float64 / int64 histories, the float64 ``eta`` and numeric arrays in dataset metainfo.
+_NUMPY_DTYPE_CODES = '?bhilqBHILQefd'
+_NUMPY_MULTIARRAY_MODULES = ('numpy._core.multiarray', 'numpy.core.multiarray')
+
+
+def history_buffer_getattr(obj: object, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` during weights-only loading.
+
+    Args:
+        obj (object): Must be the class :class:`HistoryBuffer`.
+        name (str): Must be one of its default statistics methods: min, max, current, mean.
+
+    Returns:
+        Callable: ``getattr(HistoryBuffer, name)``.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Weights-only load refused getattr({obj!r}, {name!r}): lift_mm only allows '
+        f'getattr(HistoryBuffer, name) for name in {_HISTORY_BUFFER_STATISTICS}, as MMEngine checkpoints need.')
+
+
+def checkpoint_safe_globals() -> List[SafeGlobal]:
+    """The globals MMEngine checkpoints need, in the form ``torch.serialization.add_safe_globals`` takes.
+
+    Returns:
+        list: Callables, or ``(callable, 'module.name')`` pairs for the names under which pickles refer to them.
+    """
+    # Taken from what numpy's pickling emits, so they are right for the installed numpy version.
+    reconstruct = np.ndarray((0, )).__reduce__()[0]
+    scalar = np.float64(0).__reduce__()[0]
+    dtype_classes = sorted({type(np.dtype(code)) for code in _NUMPY_DTYPE_CODES}, key=lambda cls: cls.__name__)
+    return [
+        HistoryBuffer,
+        (history_buffer_getattr, 'builtins.getattr'),
+        # numpy arrays pickle as _reconstruct(ndarray, shape, dtype) and then ndarray.__setstate__; numpy >= 2
+        # names the module numpy._core.multiarray, older numpy numpy.core.multiarray, and files of both exist.
+        np.ndarray,
+        *[(reconstruct, f'{module}._reconstruct') for module in _NUMPY_MULTIARRAY_MODULES],
+        # numpy scalars pickle as scalar(dtype, bytes).
+        *[(scalar, f'{module}.scalar') for module in _NUMPY_MULTIARRAY_MODULES],
+        # dtypes pickle as dtype(code, ...) and then __setstate__ on the instance, whose type (numpy >= 1.25) is
+        # a per-dtype class such as numpy.dtypes.Float64DType.
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
+def register_checkpoint_safe_globals() -> None:
+    """Allow-list the globals of MMEngine checkpoints for torch's weights-only loading.
+
+    Idempotent: torch keeps the allow-list as a set. Files with any other global are still refused.
+    """
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())

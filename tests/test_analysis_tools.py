@@ -1,0 +1,238 @@
+"""Tests of tools/analysis/check_dataset.py and plot_long_tail.py."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lift_mm.evaluation.metrics import LongTailAccuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / 'tools' / 'analysis'
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    # Worker processes find the tool's functions by module name.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+check_dataset = load_tool('check_dataset')
+plot_long_tail = load_tool('plot_long_tail')
+
+
+def run_tool(name, *args, cwd=ROOT):
+    """Run a tool as a user would: from the repository root, no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    return subprocess.run([sys.executable, str(TOOLS / f'{name}.py'), *args],
+                          cwd=cwd,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+# ---------------------------------------------------------------- check_dataset
+
+
+def test_check_dataset_cli_generates_and_checks_the_demo(tmp_path):
+    data_root = tmp_path / 'demo'
+    options = [
+        f'{split}_dataloader.dataset.data_root={data_root}'
+        for split in ('train', 'val', 'test')
+    ]
+    proc = run_tool('check_dataset',
+                    'configs/_base_/datasets/lift-demo_bs32_32px.py',
+                    '--cfg-options', *options)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # floor(150 * (1 / 30) ** (i / 9)): 150 102 70 48 33 22 15 10 7 5
+    assert 'classes: 10, images: 462' in out
+    assert 'images per class: max 150, min 5, imbalance ratio 30.0' in out
+    assert ('groups by class_counts (many > 100, medium 20-100, few < 20): '
+            'many 2, medium 4, few 4 classes') in out
+    assert 'all 462 image files open' in out
+    assert 'classes: 10, images: 200' in out
+    assert 'images per class: max 20, min 20, imbalance ratio 1.0' in out
+    assert 'same dataset as val, checked above' in out
+    assert out.rstrip().endswith('OK')
+
+
+def write_config(tmp_path: Path, train_lines, val_lines) -> Path:
+    """A LongTailDataset config over real PNGs, three classes."""
+    data = tmp_path / 'data'
+    (data / 'img').mkdir(parents=True)
+    (data / 'classnames.txt').write_text('a apple\nb bear\nc cat\n')
+    for name, lines in (('train.txt', train_lines), ('val.txt', val_lines)):
+        (data / name).write_text('\n'.join(lines) + '\n')
+        for line in lines:
+            Image.new('RGB', (8, 8), (200, 0, 0)).save(data / line.split()[0])
+    common = dict(
+        type='LongTailDataset',
+        data_root=str(data),
+        classnames_file='classnames.txt',
+        class_counts_file='train.txt')
+    config = tmp_path / 'config.py'
+    config.write_text(
+        f'train_dataloader = dict(dataset=dict(ann_file="train.txt", '
+        f'**{common!r}))\n'
+        f'val_dataloader = dict(dataset=dict(ann_file="val.txt", '
+        f'**{common!r}))\n')
+    return config
+
+
+TRAIN = [f'img/t{i}.png {c}' for i, c in enumerate([0] * 150 + [1] * 30 + [2])]
+VAL = ['img/v0.png 0', 'img/v1.png 1', 'img/v2.png 2', 'img/v3.png 2']
+
+
+def test_check_dataset_reports_statistics(tmp_path, capsys):
+    config = write_config(tmp_path, TRAIN, VAL)
+    assert check_dataset.main([str(config), '--split', 'train', 'val']) == 0
+    out = capsys.readouterr().out
+    assert 'classes: 3, images: 181' in out
+    assert 'images per class: max 150, min 1, imbalance ratio 150.0' in out
+    assert 'classes: 3, images: 4' in out
+    assert 'images per class: max 2, min 1, imbalance ratio 2.0' in out
+    assert 'training images per class: max 150, min 1, imbalance ratio ' \
+        '150.0' in out
+    assert 'many 1, medium 1, few 1 classes' in out
+
+
+def test_check_dataset_thresholds_are_configurable(tmp_path, capsys):
+    config = write_config(tmp_path, TRAIN, VAL)
+    assert check_dataset.main([
+        str(config), '--split', 'val', '--many-thr', '20', '--few-thr', '2'
+    ]) == 0
+    assert ('(many > 20, medium 2-20, few < 2): many 2, medium 0, few 1 '
+            'classes') in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_check_dataset_lists_missing_and_broken_images(tmp_path, capsys,
+                                                       workers):
+    config = write_config(tmp_path, TRAIN, VAL)
+    data = tmp_path / 'data'
+    os.remove(data / 'img' / 'v1.png')
+    (data / 'img' / 'v3.png').write_bytes(b'\x89PNG\r\n\x1a\n broken')
+    status = check_dataset.main(
+        [str(config), '--workers', str(workers), '--split', 'train', 'val'])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert 'all 181 image files open' in captured.out
+    lines = captured.err.strip().splitlines()
+    assert lines[:2] == [
+        'FAILED', 'val: 2 of 4 image files are missing or unreadable:'
+    ]
+    assert lines[2].startswith(f'  {data / "img" / "v1.png"}: '
+                               'FileNotFoundError')
+    assert lines[3].startswith(f'  {data / "img" / "v3.png"}: ')
+    assert len(lines) == 4
+
+
+def test_check_dataset_reports_unbuildable_and_missing_splits(tmp_path,
+                                                              capsys):
+    config = write_config(tmp_path, TRAIN, VAL + ['img/v0.png 1'])
+    assert check_dataset.main([str(config)]) == 1
+    err = capsys.readouterr().err
+    assert ("val: cannot build the dataset: "
+            f"{tmp_path / 'data' / 'val.txt'}, line 5: the image "
+            "'img/v0.png' is listed again (first on line 1)") in err
+    assert 'test: the config has no test_dataloader.dataset' in err
+
+
+def test_check_images_of_in_memory_datasets():
+
+    class InMemory:
+
+        def __len__(self):
+            return 2
+
+        def get_data_info(self, idx):
+            return dict(img=np.zeros((2, 2, 3), np.uint8), gt_label=idx)
+
+    assert check_dataset.check_images(InMemory(), workers=1) == (0, [])
+
+
+# ---------------------------------------------------------------- plot_long_tail
+
+
+def write_dump(path: Path, accuracies, counts=(300, 120, 60, 25, 10, 3),
+               drop_class=None):
+    """Evaluate hand-made predictions with per-class accuracies (in tenths)
+    through LongTailAccuracy and return the dump file."""
+    metric = LongTailAccuracy(
+        class_counts=counts, dump_file=str(path), topk=(1, ))
+    samples = []
+    for cls, right in enumerate(accuracies):
+        if cls == drop_class:
+            continue
+        for i in range(10):
+            pred = cls if i < right else (cls + 1) % len(counts)
+            samples.append(
+                dict(pred_label=torch.tensor([pred]),
+                     gt_label=torch.tensor([cls])))
+    metric.process(None, samples)
+    metric.evaluate(len(samples))
+    return path
+
+
+def test_plot_cli_writes_a_png_with_one_panel_per_result(tmp_path):
+    first = write_dump(tmp_path / 'ce.json', [10, 9, 7, 5, 2, 0])
+    second = write_dump(tmp_path / 'lift.json', [9, 9, 8, 8, 7, 6])
+    out = tmp_path / 'figs' / 'long_tail.png'
+    proc = run_tool('plot_long_tail', str(first), str(second), '--labels', 'CE',
+                    'LIFT', '--out', str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f'wrote {out}' in proc.stdout
+    with Image.open(out) as img:
+        assert img.format == 'PNG'
+        # Two per-class panels and the group bar chart, 5 x 4.5 in at 100 dpi.
+        assert img.size == (1500, 450)
+        colours = img.convert('RGB').getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 50
+
+
+def test_plot_notes_classes_without_samples(tmp_path, capsys):
+    dump = write_dump(tmp_path / 'r.json', [10, 9, 7, 5, 2, 0], drop_class=4)
+    content = json.loads(dump.read_text())
+    assert content['per_class_accuracy'][4] is None
+    out = tmp_path / 'one.png'
+    assert plot_long_tail.main([str(dump), '--out', str(out)]) == 0
+    assert (f'{dump}: 1 classes had no evaluated sample and are not drawn.'
+            in capsys.readouterr().out)
+    with Image.open(out) as img:
+        assert img.size == (1000, 450)
+
+
+def test_plot_rejects_bad_inputs(tmp_path, capsys):
+    good = write_dump(tmp_path / 'good.json', [5] * 6)
+    out = str(tmp_path / 'x.png')
+    assert plot_long_tail.main([str(good), '--labels', 'a', 'b', '--out',
+                                out]) == 2
+    assert '1 results but 2 --labels' in capsys.readouterr().err
+
+    content = json.loads(good.read_text())
+    del content['per_class_accuracy']
+    (tmp_path / 'partial.json').write_text(json.dumps(content))
+    assert plot_long_tail.main([str(tmp_path / 'partial.json'), '--out',
+                                out]) == 2
+    assert ("partial.json: missing key(s) ['per_class_accuracy']"
+            in capsys.readouterr().err)
+
+    (tmp_path / 'bad.json').write_text('{"metrics": ')
+    assert plot_long_tail.main([str(tmp_path / 'bad.json'), '--out', out]) == 2
+    assert 'bad.json: not valid JSON' in capsys.readouterr().err
+
+    assert plot_long_tail.main([str(tmp_path / 'none.json'), '--out',
+                                out]) == 2
+    assert 'none.json' in capsys.readouterr().err
+    assert not Path(out).exists()
