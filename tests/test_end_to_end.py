@@ -1,0 +1,101 @@
+"""The demo through the user-facing tools: train, test, resume, load_from, 2-process DDP and the inferencer."""
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = 'configs/lift/lift_demo.py'
+METRIC = re.compile(r'long_tail/top1: ([\d.]+)\s+long_tail/top5: [\d.]+\s+long_tail/many: ([\d.]+)\s+'
+                    r'long_tail/medium: ([\d.]+)\s+long_tail/few: ([\d.]+)')
+
+pytestmark = pytest.mark.slow
+
+
+def data_options(data_root):
+    return [f'{loader}.dataset.data_root={data_root}' for loader in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def run_tool(args, work_dir, data_root, extra_options=(), env=None):
+    command = [*args, '--work-dir', str(work_dir), '--cfg-options', *data_options(data_root), *extra_options]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def metrics(log):
+    found = METRIC.findall(log)
+    assert found, 'no long-tail metrics in the log'
+    return tuple(float(v) for v in found[-1])
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp('e2e')
+    work_dir, data_root = root / 'work', root / 'data'
+    log = run_tool([sys.executable, 'tools/train.py', CONFIG], work_dir, data_root,
+                   ['train_cfg.max_epochs=2', 'train_cfg.val_interval=1', 'param_scheduler.end=2',
+                    'param_scheduler.T_max=2'])
+    return dict(root=root, work_dir=work_dir, data_root=data_root, log=log)
+
+
+def test_training_reports_many_medium_few_and_writes_compact_checkpoints(trained):
+    top1, many, medium, few = metrics(trained['log'])
+    assert 0 <= few <= 100 and 0 <= many <= 100
+    checkpoint = trained['work_dir'] / 'epoch_2.pth'
+    assert checkpoint.is_file() and checkpoint.stat().st_size < 200_000
+
+
+def test_test_tool_reproduces_validation_from_checkpoint(trained):
+    log = run_tool([sys.executable, 'tools/test.py', CONFIG, str(trained['work_dir'] / 'epoch_2.pth')],
+                   trained['root'] / 'test', trained['data_root'])
+    assert metrics(log) == metrics(trained['log'])
+
+
+def test_resume_continues_from_the_saved_epoch(trained):
+    log = run_tool([sys.executable, 'tools/train.py', CONFIG, '--resume', str(trained['work_dir'] / 'epoch_1.pth')],
+                   trained['root'] / 'resume', trained['data_root'],
+                   ['train_cfg.max_epochs=2', 'param_scheduler.end=2', 'param_scheduler.T_max=2'])
+    assert 'resumed epoch: 1' in log
+    assert (trained['root'] / 'resume' / 'epoch_2.pth').is_file()
+
+
+def test_load_from_starts_training_from_checkpoint_weights(trained):
+    log = run_tool([sys.executable, 'tools/train.py', CONFIG], trained['root'] / 'load_from', trained['data_root'],
+                   [f"load_from={trained['work_dir'] / 'epoch_2.pth'}", 'train_cfg.max_epochs=1'])
+    assert 'Load checkpoint from' in log and 'missing keys' not in log
+
+
+def test_inferencer_classifies_an_image_file(trained):
+    import lift_mm  # noqa: F401
+    from mmpretrain import ImageClassificationInferencer
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(REPO / CONFIG))
+    cfg.merge_from_dict(dict(zip(('train_dataloader.dataset.data_root', 'val_dataloader.dataset.data_root',
+                                  'test_dataloader.dataset.data_root'), [str(trained['data_root'])] * 3)))
+    inferencer = ImageClassificationInferencer(cfg, pretrained=str(trained['work_dir'] / 'epoch_2.pth'))
+    image = trained['data_root'] / 'test' / 'red_square' / '0000.png'
+    result = inferencer(str(image))[0]
+    assert result['pred_class'] in cfg.classnames
+    assert 0 <= result['pred_label'] < 10
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_cpu_training_with_dist_train(trained):
+    work_dir = trained['root'] / 'ddp'
+    log = run_tool(['bash', 'tools/dist_train.sh', CONFIG, '2'], work_dir, trained['data_root'],
+                   ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1'], env=dict(PORT=str(free_port())))
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    metrics(log)
+    assert (work_dir / 'epoch_1.pth').is_file()
