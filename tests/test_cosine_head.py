@@ -71,11 +71,16 @@ def test_classnames_from_long_tail_file(tmp_path):
     (dict(classnames=['a', 'b']), ValueError, 'gives 2 class names but num_classes is 3'),
     (dict(text_init=dict(arch='ViT-B-16')), ValueError, '`text_init` needs `classnames`'),
     (dict(classnames=CLASSNAMES, text_init=dict(arch='ViT-B-16', prompt='x')), KeyError, 'unknown keys'),
-    (dict(classnames='/nonexistent/classnames.txt'), FileNotFoundError, '/nonexistent/classnames.txt'),
 ])
 def test_bad_head_config_fails_at_build(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_head(**kwargs)
+
+
+def test_missing_classname_file_fails_when_names_are_needed():
+    head = build_head(classnames='/nonexistent/classnames.txt', text_init=dict(arch='ViT-B-16'))
+    with pytest.raises(FileNotFoundError, match='/nonexistent/classnames.txt'):
+        head.init_weights()
 
 
 def test_malformed_classname_file_names_line(tmp_path):

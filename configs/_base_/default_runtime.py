@@ -10,8 +10,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-# Hands the training set's class counts to the logit-adjusted loss (and any component that asks for them).
-custom_hooks = [dict(type='ClassCountsHook')]
+# ClassCountsHook hands the training set's class counts to the logit-adjusted loss (and any component that asks
+# for them); ParameterCountHook logs total / trainable parameters per light-module kind when training starts.
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='ParameterCountHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,3 +1,4 @@
 from .class_counts_hook import ClassCountsHook
+from .parameter_count_hook import ParameterCountHook
 
-__all__ = ['ClassCountsHook']
+__all__ = ['ClassCountsHook', 'ParameterCountHook']

@@ -1,4 +1,5 @@
-from typing import Optional, Sequence, Tuple, Union
+import os
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -49,17 +50,29 @@ class CosineClsHead(ClsHead):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.scale = scale
-        self.classnames = None if classnames is None else load_classnames(classnames, num_classes)
+        # A class-name file is read now when it exists (so a wrong count fails at build time), and otherwise
+        # only when the names are needed, so testing and counting work without the dataset's files.
+        self._classnames_source = classnames
+        self._classnames = None
+        if not (isinstance(classnames, str) and not os.path.isfile(classnames)):
+            self._classnames = None if classnames is None else load_classnames(classnames, num_classes)
         if text_init is not None:
             unknown = set(text_init) - {'arch', 'pretrained', 'quick_gelu', 'templates'}
             if unknown:
                 raise KeyError(f'`text_init` has unknown keys {sorted(unknown)}; valid keys: arch, pretrained, '
                                'quick_gelu, templates.')
-            if self.classnames is None:
+            if classnames is None:
                 raise ValueError('`text_init` needs `classnames` (a list, or the class-name file).')
         self.text_init = text_init
         self.weight = nn.Parameter(torch.empty(num_classes, in_channels))
         nn.init.normal_(self.weight, std=in_channels**-0.5)
+
+    @property
+    def classnames(self) -> Optional[List[str]]:
+        """The class names, read from the class-name file on first use."""
+        if self._classnames is None and self._classnames_source is not None:
+            self._classnames = load_classnames(self._classnames_source, self.num_classes)
+        return self._classnames
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Scaled cosine similarities between the last feature and every class weight."""
