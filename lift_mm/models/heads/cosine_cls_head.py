@@ -90,7 +90,7 @@ class CosineClsHead(ClsHead):
         templates = cfg.pop('templates', ['a photo of a {}.'])
         clip = build_open_clip(**cfg)
         features = encode_class_prompts(clip, build_tokenizer(cfg['arch']), self.classnames, templates)
-        weights = to_image_feature_space(features, clip.visual.proj)
+        weights = to_image_feature_space(features, getattr(clip.visual, 'proj', None))
         if weights.shape != self.weight.shape:
             raise ValueError(f'CLIP text features map to {weights.shape[1]}-d weights but the head has '
                              f'in_channels={self.in_channels}: `text_init` must name the CLIP of the backbone.')

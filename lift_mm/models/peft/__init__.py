@@ -1,7 +1,7 @@
 from .adapter import Adapter
 from .adaptformer import AdaptFormer
 from .bottleneck import Bottleneck
-from .host_tuning import BitFit, FullFineTuning, LayerNormTuning
+from .host_tuning import BatchNormTuning, BitFit, FullFineTuning, LayerNormTuning
 from .injection import block_indices, inject_light_modules, registered_light_modules
 from .light_module import (ACTIVATION_SITES, PARAMETER_SITES, BlockContext, LightModule, auto_bottleneck,
                            resolve_bottleneck)
@@ -11,14 +11,14 @@ from .mmpretrain_block import MMPretrainTunableBlock
 from .low_rank import LowRank
 from .reference_checkpoint import convert_lift_reference, save_converted
 from .sparse_tuning import MaskedUpdate, SparseTuning, auto_mask_ratio
-from .ssf import SSFLayerNorm, SSFAttn, SSFMLP, ScaleShift
+from .ssf import ScaleShift, SSFAttn, SSFLayerNorm, SSFMLP, SSFOutput
 from .tunable_block import BlockParts, OpenCLIPTunableBlock, TunableBlock
 from .vpt import VPTDeep, VPTShallow
 
 __all__ = [
-    'ACTIVATION_SITES', 'PARAMETER_SITES', 'AdaptFormer', 'Adapter', 'BitFit', 'BlockContext', 'BlockParts',
+    'ACTIVATION_SITES', 'PARAMETER_SITES', 'AdaptFormer', 'Adapter', 'BatchNormTuning', 'BitFit', 'BlockContext', 'BlockParts',
     'Bottleneck', 'FullFineTuning', 'LayerNormTuning', 'LightModule', 'LoRA', 'LoRAMLP', 'LowRank', 'MMPretrainTunableBlock', 'MaskedUpdate',
-    'OpenCLIPTunableBlock', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'ScaleShift', 'SparseTuning', 'TunableBlock',
+    'OpenCLIPTunableBlock', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'SSFOutput', 'ScaleShift', 'SparseTuning', 'TunableBlock',
     'VPTDeep', 'VPTShallow', 'auto_bottleneck', 'auto_mask_ratio', 'block_indices', 'convert_lift_reference', 'inject_light_modules',
     'registered_light_modules', 'resolve_bottleneck', 'save_converted'
 ]

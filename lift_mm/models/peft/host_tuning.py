@@ -1,5 +1,5 @@
 """Kinds that train some of the host block's own weights in place instead of adding modules."""
-from typing import Iterable
+from typing import Iterable, List, Tuple
 
 from torch import nn
 
@@ -27,18 +27,33 @@ class BitFit(LightModule):
 
 @MODELS.register_module()
 class LayerNormTuning(LightModule):
-    """Trains the affine weights of the block's LayerNorms (and BatchNorms, for convolutional hosts).
+    """Trains the affine weights of the host's LayerNorms.
 
     Args:
         context (BlockContext): Sizes of the host transformer (unused; uniform light-module signature).
     """
+    norm_types: Tuple[type, ...] = (nn.LayerNorm, )
 
     def __init__(self, context: BlockContext) -> None:
         super().__init__()
 
+    def host_modules(self, host: nn.Module) -> List[nn.Module]:
+        """The normalisation layers this kind tunes."""
+        return [module for module in host.modules() if isinstance(module, self.norm_types)]
+
     def host_parameters(self, host: nn.Module) -> Iterable[nn.Parameter]:
-        norms = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm)
-        return [param for module in host.modules() if isinstance(module, norms) for param in module.parameters()]
+        return [param for module in self.host_modules(host) for param in module.parameters()]
+
+
+@MODELS.register_module()
+class BatchNormTuning(LayerNormTuning):
+    """Trains the affine weights of the host's BatchNorms (CLIP ResNets); they also update their running
+    statistics in training, as in LIFT, where the tuned BatchNorm layers follow the training mode.
+
+    Args:
+        context (BlockContext): Sizes of the host (unused; uniform light-module signature).
+    """
+    norm_types = (nn.modules.batchnorm._BatchNorm, )
 
 
 @MODELS.register_module()

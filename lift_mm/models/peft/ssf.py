@@ -83,3 +83,20 @@ class SSFLayerNorm(_SSF):
     @staticmethod
     def widths(context: BlockContext):
         return context.embed_dims, context.embed_dims
+
+
+@MODELS.register_module()
+class SSFOutput(LightModule):
+    """SSF on the encoder's output feature: LIFT's SSF for CLIP ResNets, after the attention pooling.
+
+    Args:
+        context (BlockContext): Sizes of the host; ``embed_dims`` is the output width.
+    """
+    order = 1
+
+    def __init__(self, context: BlockContext) -> None:
+        super().__init__()
+        self.ssf = ScaleShift(context.embed_dims)
+
+    def hooks(self) -> dict:
+        return {'output': self.ssf}

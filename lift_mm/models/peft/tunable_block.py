@@ -43,6 +43,10 @@ class TunableBlock(nn.Module):
     def parts(self) -> BlockParts:
         raise NotImplementedError
 
+    def light_module_host(self) -> nn.Module:
+        """The module whose weights light modules act on."""
+        return self.block
+
     def context(self, num_layers: int, block_index: int, num_tokens: int, patch_size: Tuple[int, int],
                 num_classes: Optional[int]) -> BlockContext:
         """Sizes of this block, for building light modules."""

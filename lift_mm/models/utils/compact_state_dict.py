@@ -14,7 +14,7 @@ def fingerprint(module: nn.Module) -> torch.Tensor:
     for name, tensor in sorted(module.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f'{name}:{tensor.dtype}:{tuple(tensor.shape)};'.encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
     return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
 
 

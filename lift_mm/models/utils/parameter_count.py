@@ -4,25 +4,24 @@ from typing import Dict
 
 from torch import nn
 
-from ..peft import TunableBlock
-
 
 def count_parameters(model: nn.Module) -> Dict[str, int]:
     """Trainable parameters by light-module kind, the rest by top-level child, plus totals.
 
-    Host weights a kind trains in place (bias, LayerNorm, full tuning) count for that kind.
+    Light modules are found in every module that holds them (``light_modules``) next to their host
+    (``light_module_host()``); host weights a kind trains in place (bias, norm, full tuning) count for that kind.
 
     Returns:
         dict: ``{kind or child name: trainable count, ..., 'trainable': n, 'total': n}``.
     """
     counts: Dict[str, int] = OrderedDict()
     attributed = set()
-    for block in model.modules():
-        if not isinstance(block, TunableBlock):
+    for owner in model.modules():
+        if not hasattr(owner, 'light_module_host'):
             continue
-        for kind, module in block.light_modules.items():
+        for kind, module in owner.light_modules.items():
             params = [p for p in module.parameters() if p.requires_grad]
-            params += [p for p in module.host_parameters(block.block) if p.requires_grad]
+            params += [p for p in module.host_parameters(owner.light_module_host()) if p.requires_grad]
             fresh = [p for p in params if id(p) not in attributed]
             attributed.update(id(p) for p in fresh)
             counts[kind] = counts.get(kind, 0) + sum(p.numel() for p in fresh)

@@ -1,5 +1,5 @@
 """CLIP text features of class names, mapped into the space of the image backbone's feature."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -24,10 +24,14 @@ def encode_class_prompts(clip: torch.nn.Module, tokenizer, classnames: Sequence[
     return torch.stack(per_template).mean(dim=0)
 
 
-def to_image_feature_space(text_features: torch.Tensor, visual_proj: torch.Tensor) -> torch.Tensor:
-    """Map text features through the transpose of CLIP's visual projection and L2-normalise.
+def to_image_feature_space(text_features: torch.Tensor, visual_proj: Optional[torch.Tensor]) -> torch.Tensor:
+    """Map text features into the space of the image backbone's feature and L2-normalise.
 
-    The image backbone's feature is taken before the visual projection, so classifier weights initialised
-    from text live there: ``normalize(normalize(t) @ proj.T)``.
+    CLIP ViT backbones output the feature before the visual projection, so text features go through the
+    projection's transpose: ``normalize(normalize(t) @ proj.T)``. CLIP ResNets output the attention-pooled
+    feature, already in the joint space: pass ``visual_proj=None`` and the features are only normalised.
     """
-    return F.normalize(F.normalize(text_features, dim=-1) @ visual_proj.float().t(), dim=-1)
+    text_features = F.normalize(text_features, dim=-1)
+    if visual_proj is None:
+        return text_features
+    return F.normalize(text_features @ visual_proj.float().t(), dim=-1)

@@ -1,0 +1,92 @@
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from mmpretrain.registry import MODELS
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from ..peft import BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput
+from ..utils import CompactStateDict, build_open_clip
+
+# LIFT's light-weight options for CLIP ResNets.
+SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
+
+
+@MODELS.register_module()
+class CLIPResNet(BaseBackbone):
+    """CLIP's ResNet image encoder (open_clip ``RN50``, ``RN101``, ...), frozen, with LIFT's options for it.
+
+    The output is the attention-pooled feature, already in CLIP's joint space (1024-d for RN50), so heads
+    initialised from text use the text features without a projection. The light-weight options LIFT offers for
+    ResNets are bias tuning (``BitFit``), ``BatchNormTuning`` (tuned BatchNorm layers also update their running
+    statistics in training), ``SSFOutput`` (scale and shift of the output feature) and ``FullFineTuning``.
+
+    Args:
+        arch (str | dict): open_clip ResNet name (``'RN50'``, ``'RN101'``, ...) or model config. Defaults to
+            ``'RN50'``.
+        pretrained (str, optional): open_clip tag or local checkpoint path; None for fixed-seed random weights.
+            Defaults to ``'openai'``.
+        quick_gelu (bool, optional): Override the automatic QuickGELU choice (it only affects the text tower of
+            ResNet CLIPs). Defaults to None.
+        light_modules (Sequence[dict]): Configs of the options above. Defaults to ``[dict(type='BitFit')]``.
+        num_classes (int, optional): Number of classes (unused by these options; accepted for uniform configs).
+            Defaults to None.
+        compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
+        check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'RN50',
+                 pretrained: Optional[str] = 'openai',
+                 quick_gelu: Optional[bool] = None,
+                 light_modules: Sequence[dict] = (dict(type='BitFit'), ),
+                 num_classes: Optional[int] = None,
+                 compact_state_dict: bool = True,
+                 check_fingerprint: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        visual = build_open_clip(arch, pretrained, quick_gelu).visual
+        if not hasattr(visual, 'attnpool'):
+            raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
+        visual.requires_grad_(False)
+        self.visual = visual
+        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
+        context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,
+                               num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
+        self.light_modules = nn.ModuleDict()
+        for cfg in light_modules:
+            kind = MODELS.get(cfg.get('type'))
+            if kind not in SUPPORTED_KINDS:
+                raise KeyError(f'Light module {cfg.get("type")!r} is not supported on CLIP ResNets; use one of '
+                               f'{[k.__name__ for k in SUPPORTED_KINDS]}.')
+            module = MODELS.build(cfg, default_args=dict(context=context))
+            self.light_modules[kind.__name__] = module
+            for param in module.host_parameters(visual):
+                param.requires_grad_(True)
+
+    def light_module_host(self) -> nn.Module:
+        """The module whose weights light modules act on."""
+        return self.visual
+
+    @property
+    def out_channels(self) -> int:
+        """Width of the output feature."""
+        return self.visual.output_dim
+
+    def train(self, mode: bool = True) -> 'CLIPResNet':
+        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``."""
+        super().train(mode)
+        self.visual.eval()
+        for module in self.light_modules.values():
+            module.train(mode)
+            for norm in getattr(module, 'host_modules', lambda host: [])(self.visual):
+                norm.train(mode)
+        return self
+
+    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor]:
+        feature = self.visual(images)
+        for module in self.light_modules.values():
+            for site, hook in module.hooks().items():
+                feature = hook(feature, feature)
+        return (feature, )
