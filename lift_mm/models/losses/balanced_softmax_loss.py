@@ -4,7 +4,7 @@ import torch
 
 from mmpretrain.registry import MODELS
 from .base_class_counts_loss import BaseClassCountsLoss
-from .utils import class_stat_like, reduce_sample_loss, soft_cross_entropy, to_soft_targets
+from .logit_adjusted_loss import logit_adjusted_loss
 
 
 def balanced_softmax_loss(cls_score: torch.Tensor,
@@ -26,9 +26,8 @@ def balanced_softmax_loss(cls_score: torch.Tensor,
     Returns:
         torch.Tensor: The loss.
     """
-    log_counts = class_stat_like(torch.log(class_counts.double()), cls_score)
-    loss = soft_cross_entropy(cls_score + log_counts, to_soft_targets(label, cls_score))
-    return reduce_sample_loss(loss, weight, reduction, avg_factor)
+    # log(n) and log(n / sum(n)) differ by a constant, which softmax ignores: this is logit adjustment, tau = 1.
+    return logit_adjusted_loss(cls_score, label, class_counts, 1.0, weight, reduction, avg_factor)
 
 
 @MODELS.register_module()
