@@ -1,34 +1,34 @@
-"""Reading class names given as a list or as a long-tail class-name file."""
-import os
+"""Reading class names given as a list, a class-name file, or a dataset config."""
 from typing import List, Optional, Sequence, Union
 
+from mmengine.registry import DefaultScope
 
-def load_classnames(source: Union[str, Sequence[str]], num_classes: Optional[int] = None,
-                    key: str = 'classnames') -> List[str]:
-    """Class names from a list, or from a file of ``identifier class name`` lines.
+from ..datasets.annotation_files import parse_categories_json, parse_classnames_file
 
-    The file format is the one of ImageNet-LT (``n01440764 tench``) and Places-LT (``airfield airfield``):
-    line ``i`` names class ``i``, and the name is everything after the first whitespace.
+ClassNames = Union[str, Sequence[str], dict]
+
+
+def load_classnames(source: ClassNames, num_classes: Optional[int] = None, key: str = 'classnames') -> List[str]:
+    """Class names, in label order, from any of the forms a config may give.
 
     Args:
-        source (str | Sequence[str]): The names, or the path of a class-name file.
+        source (str | Sequence[str] | dict): The names; or a class-name file, either of ``identifier class name``
+            lines (ImageNet-LT ``n01440764 tench``, Places-LT ``airfield airfield``) or an iNaturalist
+            ``categories.json``; or a dataset config whose ``metainfo['classes']`` gives them (for datasets with
+            no class-name file, such as ``dict(type='CIFAR100LT', data_root='data/cifar100', split='test')``).
         num_classes (int, optional): If given, the number of names must equal it. Defaults to None.
         key (str): Config key the names came from, for error messages. Defaults to ``'classnames'``.
 
     Returns:
-        list[str]: One name per class, in label order.
+        list[str]: One name per class.
     """
-    if isinstance(source, str):
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f'`{key}`: class-name file {source!r} does not exist.')
-        names = []
-        with open(source, encoding='utf-8') as file:
-            for line_number, line in enumerate(file, start=1):
-                fields = line.strip().split(maxsplit=1)
-                if len(fields) != 2:
-                    raise ValueError(f'{source}, line {line_number}: expected "identifier class name", '
-                                     f'got {line.rstrip()!r}.')
-                names.append(fields[1])
+    if isinstance(source, dict):
+        from mmpretrain.registry import DATASETS
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            names = list(DATASETS.build(source).metainfo['classes'])
+        origin = f"`{key}` (dataset {source.get('type')})"
+    elif isinstance(source, str):
+        names = parse_categories_json(source) if source.endswith('.json') else parse_classnames_file(source)
         origin = source
     else:
         names = [str(name) for name in source]
