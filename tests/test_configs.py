@@ -1,0 +1,51 @@
+"""Every LIFT config loads, agrees with itself on the number of classes, and builds its model."""
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+import lift_mm  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs' / 'lift').rglob('*.py'))
+
+
+def load(path):
+    return Config.fromfile(str(REPO / path))
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_is_consistent(path):
+    cfg = load(path)
+    head, backbone = cfg.model.head, cfg.model.backbone
+    assert cfg.custom_imports.imports == ['lift_mm']
+    assert head.num_classes == cfg.data_preprocessor.num_classes, 'head and data preprocessor disagree'
+    if backbone.get('num_classes') is not None:
+        assert backbone.num_classes == head.num_classes, 'backbone (auto sizes) and head disagree'
+    if head.get('text_init') and 'pretrained' in backbone:
+        assert head.text_init.arch == backbone.arch and head.text_init.pretrained == backbone.pretrained, \
+            'the head must take its text features from the CLIP of the backbone'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_builds_its_model(path):
+    cfg = load(path)
+    # The architecture is what is checked here: no weights (nothing to download) and no data.
+    if 'pretrained' in cfg.model.backbone:
+        cfg.model.backbone.pretrained = None
+    cfg.model.backbone.pop('init_cfg', None)
+    model = MODELS.build(cfg.model)
+    assert any(p.requires_grad for p in model.parameters())
+
+
+def test_recipe_of_the_paper():
+    cfg = load('configs/lift/lift_vitb16_imagenet-lt.py')
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
+    assert cfg.train_cfg.max_epochs == 10 and cfg.train_dataloader.batch_size == 128
+    assert cfg.auto_scale_lr.base_batch_size == 128
+    assert cfg.param_scheduler.type == 'CosineAnnealingLR' and cfg.param_scheduler.by_epoch
+    assert cfg.model.head.scale == 25 and cfg.model.head.loss.type == 'LogitAdjustedLoss'
+    assert cfg.model.backbone.light_modules == [dict(type='AdaptFormer', bottleneck='auto')]
+    assert load('configs/lift/lift_vitb16_inat2018.py').train_cfg.max_epochs == 20
