@@ -70,7 +70,7 @@ def test_classnames_from_long_tail_file(tmp_path):
 @pytest.mark.parametrize('kwargs, error, message', [
     (dict(classnames=['a', 'b']), ValueError, 'gives 2 class names but num_classes is 3'),
     (dict(text_init=dict(arch='ViT-B-16')), ValueError, '`text_init` needs `classnames`'),
-    (dict(classnames=CLASSNAMES, text_init=dict(arch='ViT-B-16', prompt='x')), KeyError, 'unknown keys'),
+    (dict(classnames=CLASSNAMES, text_init=dict(arch='ViT-B-16', prompts='x')), KeyError, 'unknown keys'),
 ])
 def test_bad_head_config_fails_at_build(kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -106,3 +106,13 @@ def test_classifier_tensor_mode_returns_logits(clip_file):
     logits = model(images, mode='tensor')
     torch.testing.assert_close(logits, model.head(model.backbone(images)))
     assert logits.shape == (2, 3) and logits.abs().max() <= 25.
+
+
+def test_classnames_from_a_dataset_config_are_read_when_needed(tmp_path):
+    from lift_mm.datasets.synthetic_long_tail import synthetic_class_names
+    source = dict(type='SyntheticLongTail', data_root=str(tmp_path / 'demo'), split='test')
+    head = build_head(num_classes=10, classnames=source)
+    assert not (tmp_path / 'demo').exists(), 'the dataset must not be built before the names are needed'
+    assert head.classnames == synthetic_class_names(10)
+    with pytest.raises(ValueError, match=r'dataset SyntheticLongTail\) gives 10 class names but num_classes is 3'):
+        build_head(classnames=source).classnames

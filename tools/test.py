@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import setup_distributed_without_cuda  # noqa: E402
+from lift_mm.engine import enable_tta, setup_distributed_without_cuda  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,6 +21,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='directory for logs and metrics')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time ensembling: wrap the model in the config\'s `tta_model` (default '
+                        'AverageLogitsTTA, which averages logits) and test with its `tta_pipeline`')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. test_dataloader.batch_size=64')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -46,6 +49,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # After --cfg-options, which may change the TTA settings.
+    if args.tta:
+        enable_tta(cfg)
     return cfg
 
 

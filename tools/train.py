@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import setup_distributed_without_cuda  # noqa: E402
+from lift_mm.engine import resolve_auto_resume, setup_distributed_without_cuda  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,15 +19,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='directory for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from the given checkpoint, or from the latest one in the work dir if no '
-                        'path is given')
+                        help='resume from the given checkpoint, or from the newest complete one in the work dir if '
+                        'no path is given')
     parser.add_argument('--amp', action='store_true', help='mixed-precision training')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
     parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
-                        help='do not keep data-loader workers alive between epochs')
+                        help='do not keep validation and test data-loader workers alive between evaluations '
+                        '(training workers always restart each epoch)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. model.backbone.pretrained=/path/ViT-B-16.pt')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -44,8 +45,12 @@ def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) 
         if not loader:
             continue
         loader.pin_memory = pin_memory
+        # Training workers start afresh each epoch, and MMEngine seeds new workers from (seed, rank, worker id)
+        # alone, so an epoch's augmentation does not depend on earlier epochs and a run resumed from an epoch
+        # checkpoint matches an uninterrupted one; persistent workers would carry their random state over.
         # Persistent workers are an error for a loader without workers.
-        loader.persistent_workers = persistent_workers and loader.get('num_workers', 0) > 0
+        loader.persistent_workers = (persistent_workers and name != 'train_dataloader'
+                                     and loader.get('num_workers', 0) > 0)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -74,6 +79,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    resolve_auto_resume(cfg)
     setup_distributed_without_cuda(cfg, args.launcher)
     Runner.from_cfg(cfg).train()
 

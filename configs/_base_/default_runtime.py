@@ -6,13 +6,24 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    # Writes each checkpoint atomically, so that a run killed while saving keeps its earlier checkpoints.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # Refuses to resume on changed training annotation files; on_change='warn' resumes anyway.
+    annotation_fingerprint=dict(type='AnnotationFingerprintHook', on_change='error'),
 )
+# ClassNumCheckHook compares the head's num_classes with the dataset's classes before training, validation and
+# testing; it runs first so that a mismatch is reported as such, not by the hooks that use the class counts.
 # ClassCountsHook hands the training set's class counts to the logit-adjusted loss (and any component that asks
 # for them); ParameterCountHook logs total / trainable parameters per light-module kind when training starts.
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='ParameterCountHook')]
+# SkippedImagesHook totals the unreadable images that a dataset with on_unreadable='skip' replaced, per epoch.
+custom_hooks = [
+    dict(type='ClassNumCheckHook', priority='VERY_HIGH'),
+    dict(type='ClassCountsHook'),
+    dict(type='ParameterCountHook'),
+    dict(type='SkippedImagesHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

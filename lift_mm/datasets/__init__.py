@@ -13,3 +13,9 @@ __all__ = [
     'LongTailBenchmark', 'LongTailDataset', 'PlacesLT', 'SyntheticLongTail',
     'exponential_class_sizes', 'long_tail_groups', 'select_long_tail_indices'
 ]
+from .transforms import MultiViewCrop  # noqa: E402
+
+__all__ += ['MultiViewCrop']
+from .cached_features import CachedFeatureDataset, extract_features, feature_cache_key  # noqa: E402
+
+__all__ += ['CachedFeatureDataset', 'extract_features', 'feature_cache_key']

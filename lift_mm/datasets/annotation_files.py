@@ -6,6 +6,7 @@ lines. The readers validate every line once and report problems with the
 file path and the 1-based line number, because a wrong line usually means a
 wrong file (e.g. a val list given as the train list) rather than noise to skip.
 """
+import hashlib
 import json
 import os.path as osp
 from typing import List, Tuple
@@ -183,3 +184,19 @@ def parse_categories_json(path: str) -> List[str]:
             raise ValueError(f'{where}: id {cat_id} is used twice.')
         names[cat_id] = entry['name']
     return names
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's contents, as 64 hex digits.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        str: The hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,16 +1,46 @@
 """Image classification dataset read from long-tail annotation files."""
+import logging
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import mmcv
 import numpy as np
+from mmengine import fileio
+from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .annotation_files import parse_annotation_file, parse_classnames_file
+from .annotation_files import (file_sha256, parse_annotation_file,
+                               parse_classnames_file)
 
 # Keys this dataset derives from its files; accepting them from the config
 # too would let two sources disagree about the label space.
 _DERIVED_META_KEYS = ('classes', 'class_counts')
+UNREADABLE_POLICIES = ('error', 'skip')
+# Metainfo key of the data sample that replaces skipped unreadable images:
+# the paths of those images, counted by SkippedImagesHook.
+SKIPPED_IMAGES_KEY = 'skipped_images'
+
+
+class UnreadableImageError(OSError):
+    """A listed image that cannot be read or decoded."""
+
+
+def image_problem(path: str) -> Optional[str]:
+    """Why the image at ``path`` cannot be read or decoded, or None.
+
+    Args:
+        path (str): Path or URI of the image.
+
+    Returns:
+        str | None: The reason, for messages.
+    """
+    try:
+        image = mmcv.imfrombytes(fileio.get(path))
+    except Exception as err:  # any failure to read or decode is the answer
+        # On one line: OpenCV's messages end in a newline.
+        return f'{type(err).__name__}: {" ".join(str(err).split())}'
+    return None if image is not None else 'it cannot be decoded as an image'
 
 
 @DATASETS.register_module()
@@ -50,6 +80,16 @@ class LongTailDataset(BaseDataset):
         pipeline (Sequence): Processing pipeline. Defaults to ().
         test_mode (bool): Whether the dataset is used for evaluation.
             Defaults to False.
+        on_unreadable (str): What to do when the pipeline fails on an image
+            that cannot be read or decoded (missing, empty, corrupt):
+            ``'error'`` raises :class:`UnreadableImageError` naming it;
+            ``'skip'`` logs a warning naming it and, as MMEngine does for a
+            pipeline that returns None, uses another random sample instead
+            (at most ``max_refetch`` times in a row). The replacement sample
+            carries the skipped paths in its metainfo ``skipped_images``,
+            which :class:`~lift_mm.engine.hooks.SkippedImagesHook` counts.
+            ``'skip'`` is for training only: evaluating without some images
+            would change the results. Defaults to ``'error'``.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`
             such as ``lazy_init``, ``indices`` or ``serialize_data``.
 
@@ -62,7 +102,8 @@ class LongTailDataset(BaseDataset):
         FileNotFoundError: If a file is missing.
         ValueError: If a file is malformed (the message names the file and
             line), a label is out of range, an image is listed twice, a class
-            has no training images, or ``metainfo`` sets a derived key.
+            has no training images, ``metainfo`` sets a derived key, or
+            ``on_unreadable`` is unknown or ``'skip'`` in test mode.
     """
 
     def __init__(self,
@@ -74,7 +115,18 @@ class LongTailDataset(BaseDataset):
                  metainfo: Optional[dict] = None,
                  pipeline: Sequence = (),
                  test_mode: bool = False,
+                 on_unreadable: str = 'error',
                  **kwargs) -> None:
+        if on_unreadable not in UNREADABLE_POLICIES:
+            raise ValueError(f'`on_unreadable` must be one of '
+                             f'{UNREADABLE_POLICIES}, got {on_unreadable!r}.')
+        if on_unreadable == 'skip' and test_mode:
+            raise ValueError(
+                "`on_unreadable='skip'` is for training datasets: skipping "
+                'images of an evaluation set would change its results.')
+        self.on_unreadable = on_unreadable
+        # Paths skipped since the last sample this process produced.
+        self._skipped: List[str] = []
         clashes = [key for key in _DERIVED_META_KEYS if key in (metainfo or {})]
         if 'classes' in kwargs:
             clashes.append('classes')
@@ -155,6 +207,62 @@ class LongTailDataset(BaseDataset):
             dict(img_path=osp.join(prefix, path), gt_label=label)
             for path, label in zip(paths, labels.tolist())
         ]
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on sample ``idx``, following ``on_unreadable``
+        if it fails on an image that cannot be read.
+
+        Args:
+            idx (int): Index of the sample.
+
+        Returns:
+            Any: The pipeline's output, or None for a skipped image.
+        """
+        try:
+            data = super().prepare_data(idx)
+        except Exception as err:
+            path = self.get_data_info(idx)['img_path']
+            problem = image_problem(path)
+            if problem is None:
+                raise
+            if self.on_unreadable == 'error':
+                raise UnreadableImageError(
+                    f'Cannot read the image {path} ({problem}). Fix or '
+                    "remove it, or set `on_unreadable='skip'` on the "
+                    'training dataset to skip such images.') from err
+            print_log(
+                f'Skipping the unreadable image {path} ({problem}); '
+                'another sample takes its place.',
+                logger='current',
+                level=logging.WARNING)
+            self._skipped.append(path)
+            return None
+        if self._skipped and data is not None:
+            # BaseDataset refetches at once in this process, so this sample
+            # is the replacement of the skipped ones.
+            samples = data.get('data_samples') if isinstance(data,
+                                                             dict) else None
+            if hasattr(samples, 'set_metainfo'):
+                samples.set_metainfo(
+                    {SKIPPED_IMAGES_KEY: tuple(self._skipped)})
+            self._skipped = []
+        return data
+
+    def annotation_fingerprint(self) -> Dict[str, Tuple[str, str]]:
+        """SHA-256 of each file the samples and classes are read from.
+
+        Returns:
+            Dict[str, Tuple[str, str]]: ``(path, hex digest)`` by argument
+            name (``ann_file``, ``classnames_file``, ``class_counts_file``).
+        """
+        files = dict(
+            ann_file=self.ann_file,
+            classnames_file=self.classnames_file,
+            class_counts_file=self.class_counts_file)
+        return {
+            name: (path, file_sha256(path))
+            for name, path in files.items()
+        }
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""

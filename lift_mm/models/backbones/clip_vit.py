@@ -87,9 +87,12 @@ class CLIPVisionTransformer(BaseBackbone):
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor]:
         tokens = self.embed(images)
-        for block in self.visual.transformer.resblocks:
+        blocks = self.visual.transformer.resblocks
+        for index, block in enumerate(blocks):
+            # Only the class token leaves the encoder: the last block computes nothing else after its attention.
+            last = index == len(blocks) - 1
             if self.with_cp and tokens.requires_grad:
-                tokens = checkpoint(block, tokens, use_reentrant=False)
+                tokens = checkpoint(block, tokens, last, use_reentrant=False)
             else:
-                tokens = block(tokens)
+                tokens = block(tokens, class_token_only=last)
         return (self.visual.ln_post(tokens[:, 0]), )

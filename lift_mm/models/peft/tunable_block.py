@@ -1,11 +1,42 @@
 """A transformer block run by one fused forward that light modules can act inside."""
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
+from open_clip.transformer import QuickGELU
 from torch import nn
 from torch.nn import functional as F
 
 from .light_module import ACTIVATION_SITES, PARAMETER_SITES, BlockContext, LightModule
+
+# The constant of QuickGELU, ``x * sigmoid(1.702 x)``, the MLP activation of OpenAI's CLIP.
+QUICK_GELU_ALPHA = 1.702
+
+
+class _QuickGELUFunction(torch.autograd.Function):
+    """QuickGELU that keeps only its input for the backward pass.
+
+    Autograd through ``x * sigmoid(1.702 x)`` keeps both ``x`` and the sigmoid, two tensors of the MLP's hidden
+    width, the largest activations of a block. Its derivative is SiLU's at ``1.702 x``, which PyTorch computes in
+    one fused kernel from ``x`` alone.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        # The same operations as open_clip's QuickGELU, so the values are bitwise identical.
+        return torch.sigmoid(QUICK_GELU_ALPHA * x).mul_(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x, = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad, QUICK_GELU_ALPHA * x)
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """``x * sigmoid(1.702 x)`` with half the activation memory of its autograd graph (see
+    :class:`_QuickGELUFunction`)."""
+    return _QuickGELUFunction.apply(x)
 
 
 class BlockParts(NamedTuple):
@@ -18,7 +49,7 @@ class BlockParts(NamedTuple):
     ls_1: nn.Module
     ln_2: nn.Module
     fc1: nn.Linear
-    act: nn.Module
+    act: Callable[[torch.Tensor], torch.Tensor]
     fc2: nn.Linear
     ls_2: nn.Module
 
@@ -29,6 +60,9 @@ class TunableBlock(nn.Module):
     The forward is written once for every host library: fused QKV projection, PyTorch's
     ``scaled_dot_product_attention`` and no layout permutes, which is faster than calling the host's
     ``nn.MultiheadAttention``. Subclasses only say where the host keeps its weights (:meth:`parts`).
+
+    Light modules at the sites after the attention (``attn_out`` to ``mlp_branch``) must act on each token on
+    its own: with ``class_token_only`` the block computes them for the class token alone.
 
     Args:
         block (nn.Module): The host block. Its weights stay where they are (``self.block``).
@@ -79,14 +113,24 @@ class TunableBlock(nn.Module):
             weight, bias = hook(weight, bias)
         return self._at(site, x, F.linear(x, weight, bias))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the block on tokens of shape (batch, tokens, width)."""
+    def forward(self, x: torch.Tensor, class_token_only: bool = False) -> torch.Tensor:
+        """Run the block on tokens of shape (batch, tokens, width).
+
+        Args:
+            x (torch.Tensor): Tokens, the class token first.
+            class_token_only (bool): Return only the class token, shape (batch, 1, width). Every token still
+                serves as key and value of the attention, but the output projection and the MLP run for the
+                class token alone: in the last block of an encoder whose output is the class token, that skips
+                most of the block's work. Defaults to False.
+        """
         p = self.parts()
         x = self._at('tokens', x, x)
         batch, tokens, width = x.shape
         qkv = self._linear('qkv', self._at('ln_1', x, p.ln_1(x)), p.qkv_weight, p.qkv_bias)
         q, k, v = qkv.view(batch, tokens, 3, p.num_heads, width // p.num_heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
+        if class_token_only:
+            q, x = q[:, :, :1], x[:, :1]
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, q.shape[2], width)
         x = x + p.ls_1(self._linear('attn_out', attended, p.out_proj.weight, p.out_proj.bias))
         hidden = self._linear('mlp_in', self._at('ln_2', x, p.ln_2(x)), p.fc1.weight, p.fc1.bias)
         branch = self._linear('mlp_out', p.act(hidden), p.fc2.weight, p.fc2.bias)
@@ -94,11 +138,15 @@ class TunableBlock(nn.Module):
 
 
 class OpenCLIPTunableBlock(TunableBlock):
-    """:class:`TunableBlock` for open_clip's ``ResidualAttentionBlock`` (fused ``in_proj_weight``)."""
+    """:class:`TunableBlock` for open_clip's ``ResidualAttentionBlock`` (fused ``in_proj_weight``).
+
+    open_clip's ``QuickGELU`` (OpenAI's CLIP) runs as :func:`quick_gelu`, the same values with less memory.
+    """
 
     def parts(self) -> BlockParts:
         block = self.block
+        act = quick_gelu if type(block.mlp.gelu) is QuickGELU else block.mlp.gelu
         return BlockParts(
             ln_1=block.ln_1, qkv_weight=block.attn.in_proj_weight, qkv_bias=block.attn.in_proj_bias,
             out_proj=block.attn.out_proj, num_heads=block.attn.num_heads, ls_1=block.ls_1, ln_2=block.ln_2,
-            fc1=block.mlp.c_fc, act=block.mlp.gelu, fc2=block.mlp.c_proj, ls_2=block.ls_2)
+            fc1=block.mlp.c_fc, act=act, fc2=block.mlp.c_proj, ls_2=block.ls_2)

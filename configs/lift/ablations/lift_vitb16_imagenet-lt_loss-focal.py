@@ -1,0 +1,4 @@
+# Loss ablation (LIFT Table 16) on ImageNet-LT: softmax focal loss, gamma 2 (`loss_type Focal`).
+_base_ = ['../lift_vitb16_imagenet-lt_tte.py']
+
+model = dict(head=dict(loss=dict(_delete_=True, type='SoftmaxFocalLoss', gamma=2.0)))

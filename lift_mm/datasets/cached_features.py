@@ -1,0 +1,196 @@
+"""Encoder features of a dataset, computed once, for training a head without running the encoder."""
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.dataset import BaseDataset, pseudo_collate
+from mmengine.dist import all_gather, get_dist_info
+from mmengine.utils import ProgressBar
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from mmpretrain.registry import DATASETS
+from mmpretrain.structures import DataSample
+from ..models.utils import fingerprint
+
+__all__ = ['CachedFeatureDataset', 'extract_features', 'feature_cache_key']
+
+# Bump when the file layout or what a key covers changes, so that older caches are not read.
+CACHE_FORMAT = 1
+# Settings of mmpretrain's data preprocessors that change what the encoder sees.
+PREPROCESSOR_SETTINGS = ('to_rgb', '_enable_normalize', 'pad_size_divisor', 'pad_value')
+
+
+@DATASETS.register_module()
+class CachedFeatureDataset(Dataset):
+    """Precomputed encoder features of a dataset's samples with their labels, served as model inputs.
+
+    Item ``i`` is ``dict(inputs=features[i], data_samples=DataSample with gt_label labels[i])``, the format of a
+    packed image sample, so MMEngine's data loaders, samplers and collate functions work unchanged; a
+    :class:`~lift_mm.models.classifiers.FeatureClassifier` takes the collated features in place of images.
+    ``metainfo`` and :meth:`get_gt_labels` are the source dataset's, so hooks that read the training set (class
+    counts) see the same data.
+
+    Args:
+        features (torch.Tensor): Features of shape (N, C).
+        labels (torch.Tensor): Class indices of shape (N, ).
+        metainfo (dict, optional): Meta information of the source dataset (``classes``, ...). Defaults to None.
+    """
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, metainfo: Optional[dict] = None) -> None:
+        if features.dim() != 2 or labels.shape != features.shape[:1]:
+            raise ValueError(f'CachedFeatureDataset needs (N, C) features and (N, ) labels, got '
+                             f'{tuple(features.shape)} and {tuple(labels.shape)}.')
+        self.features = features
+        self.labels = labels.long()
+        self._metainfo = dict(metainfo or {})
+
+    @property
+    def metainfo(self) -> dict:
+        return dict(self._metainfo)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return dict(inputs=self.features[index], data_samples=DataSample().set_gt_label(self.labels[index]))
+
+    def get_gt_labels(self) -> np.ndarray:
+        return self.labels.numpy()
+
+    def get_cat_ids(self, index: int) -> list:
+        return [int(self.labels[index])]
+
+    def save(self, path: str, key: str) -> None:
+        """Write the features to ``path`` under ``key``, atomically (a killed run leaves no partial file)."""
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        partial = f'{path}.partial{os.getpid()}'
+        torch.save(dict(format=CACHE_FORMAT, key=key, features=self.features, labels=self.labels,
+                        metainfo=json.dumps(self._metainfo, default=str)), partial)
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: str, key: str, metainfo: Optional[dict] = None) -> Optional['CachedFeatureDataset']:
+        """The features saved at ``path`` under ``key``; None if there are none, or others (another key).
+
+        Args:
+            path (str): Cache file.
+            key (str): Key the cache must have been saved under (see :func:`feature_cache_key`).
+            metainfo (dict, optional): Meta information to serve; the file keeps it only as text.
+                Defaults to None.
+        """
+        if not osp.isfile(path):
+            return None
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+        if saved.get('format') != CACHE_FORMAT or saved.get('key') != key:
+            return None
+        return cls(saved['features'], saved['labels'], metainfo)
+
+
+def _update_json(digest: 'hashlib._Hash', value) -> None:
+    digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
+    digest.update(b'\n')
+
+
+def feature_cache_key(model: nn.Module, dataset: BaseDataset, pipeline: Sequence[dict]) -> str:
+    """A hex key that changes whenever the cached features of ``dataset`` could differ.
+
+    It covers the encoder (the state dicts of the model's backbone and neck, which for
+    :class:`~lift_mm.models.backbones.CLIPVisionTransformer` hold the fingerprint of the frozen CLIP weights and
+    every light-module tensor), the data preprocessor's normalisation, the pipeline config, and every sample:
+    its annotation and, for local image files, their size and modification time.
+
+    Args:
+        model (nn.Module): The classifier (``backbone``, optional ``neck``, ``data_preprocessor``).
+        dataset (BaseDataset): The dataset, with ``pipeline`` as its pipeline.
+        pipeline (Sequence[dict]): The pipeline's config.
+
+    Returns:
+        str: A SHA-256 hex digest.
+    """
+    digest = hashlib.sha256()
+    _update_json(digest, dict(format=CACHE_FORMAT, preprocessor=type(model.data_preprocessor).__name__,
+                              dataset=type(dataset).__name__, length=len(dataset), pipeline=list(pipeline)))
+    for part in ('backbone', 'neck'):
+        module = getattr(model, part, None)
+        digest.update(f'{part}:{type(module).__name__}:'.encode())
+        if module is not None:
+            digest.update(fingerprint(module).numpy().tobytes())
+    preprocessor = model.data_preprocessor
+    _update_json(digest, {name: getattr(preprocessor, name, None) for name in PREPROCESSOR_SETTINGS})
+    for name in ('mean', 'std'):
+        value = getattr(preprocessor, name, None)
+        _update_json(digest, value.tolist() if isinstance(value, torch.Tensor) else None)
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        path = info.get('img_path')
+        if isinstance(path, str) and osp.isfile(path):
+            stat = os.stat(path)
+            info = dict(info, file_size=stat.st_size, file_mtime_ns=stat.st_mtime_ns)
+        _update_json(digest, info)
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module,
+                     dataset: Dataset,
+                     batch_size: int,
+                     num_workers: int = 0,
+                     progress: bool = True) -> CachedFeatureDataset:
+    """Run every sample of ``dataset`` through the model's data preprocessor and encoder once.
+
+    The features are the last output of ``model.extract_feat`` in eval mode, what a head receives. Under data
+    parallelism each process encodes every ``world_size``-th sample (from its rank on) and the shards are gathered,
+    so every process returns all features, in dataset order.
+
+    Args:
+        model (nn.Module): The classifier, not wrapped in DDP.
+        dataset (Dataset): Samples packed as images (``inputs``, ``data_samples`` with ``gt_label``).
+        batch_size (int): Images per forward pass.
+        num_workers (int): Data loading workers. Defaults to 0.
+        progress (bool): Show a progress bar on rank 0. Defaults to True.
+
+    Returns:
+        CachedFeatureDataset: Features and labels of all samples, with the dataset's metainfo.
+    """
+    rank, world_size = get_dist_info()
+    indices = list(range(rank, len(dataset), world_size))
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=pseudo_collate)
+    bar = ProgressBar(len(indices)) if progress and rank == 0 else None
+    was_training = model.training
+    model.eval()
+    features, labels = [], []
+    try:
+        for batch in loader:
+            data = model.data_preprocessor(batch, False)
+            features.append(model.extract_feat(data['inputs'])[-1].cpu())
+            labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]).cpu())
+            if bar is not None:
+                bar.update(len(labels[-1]))
+    finally:
+        model.train(was_training)
+    features, labels = torch.cat(features), torch.cat(labels)
+    if world_size > 1:
+        features, labels = _gather_shards(features, labels, len(dataset), world_size)
+    return CachedFeatureDataset(features, labels, getattr(dataset, 'metainfo', None))
+
+
+def _gather_shards(features: torch.Tensor, labels: torch.Tensor, total: int, world_size: int):
+    """Interleave the strided shards of every process back into dataset order."""
+    largest = -(-total // world_size)
+    padded = features.new_zeros(largest, features.shape[1])
+    padded[:len(features)] = features
+    padded_labels = labels.new_zeros(largest)
+    padded_labels[:len(labels)] = labels
+    all_features = features.new_empty(total, features.shape[1])
+    all_labels = labels.new_empty(total)
+    for rank, (shard, shard_labels) in enumerate(zip(all_gather(padded), all_gather(padded_labels))):
+        count = len(range(rank, total, world_size))
+        all_features[rank::world_size] = shard[:count].cpu()
+        all_labels[rank::world_size] = shard_labels[:count].cpu()
+    return all_features, all_labels

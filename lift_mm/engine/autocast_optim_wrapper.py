@@ -1,0 +1,74 @@
+"""Mixed-precision training on whatever device the model is on, the CPU included."""
+from contextlib import contextmanager
+from typing import Iterator, Optional, Union
+
+import torch
+from mmengine.device import get_device
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.runner.amp import autocast
+from torch import nn
+
+from mmpretrain.registry import OPTIM_WRAPPERS
+
+__all__ = ['AutocastOptimWrapper']
+
+
+@OPTIM_WRAPPERS.register_module()
+class AutocastOptimWrapper(AmpOptimWrapper):
+    """MMEngine's :class:`AmpOptimWrapper` without its CUDA-only assertion: autocast on CPU or GPU.
+
+    MMEngine's ``AmpOptimWrapper`` refuses to be built without an accelerator, although its autocast context
+    (``mmengine.runner.amp.autocast``) supports the CPU, where only bfloat16 is available. This wrapper keeps all
+    of ``AmpOptimWrapper`` (autocast context, loss scaling, state dict) and scales the loss only for float16:
+    bfloat16 has float32's exponent range, so its gradients do not underflow. On a GPU with
+    ``dtype='float16'`` it behaves exactly like ``AmpOptimWrapper``. Use it with
+    ``--cfg-options optim_wrapper.type=AutocastOptimWrapper optim_wrapper.dtype=bfloat16``.
+
+    Args:
+        dtype (str | torch.dtype): Autocast type, ``'bfloat16'`` or ``'float16'`` (GPU only).
+            Defaults to ``'bfloat16'``.
+        loss_scale (float | str | dict): Loss scaling with float16, as for ``AmpOptimWrapper``: ``'dynamic'``,
+            a fixed scale or ``GradScaler`` arguments. Ignored for bfloat16. Defaults to ``'dynamic'``.
+        device (str, optional): Device type to autocast on; None takes MMEngine's current device (``'cuda'``
+            when a GPU is available, else ``'cpu'``). Defaults to None.
+        **kwargs: Arguments of :class:`OptimWrapper` (``optimizer``, ``clip_grad``, ``accumulative_counts``).
+    """
+
+    def __init__(self,
+                 dtype: Union[str, torch.dtype] = 'bfloat16',
+                 loss_scale: Union[float, str, dict] = 'dynamic',
+                 device: Optional[str] = None,
+                 **kwargs) -> None:
+        # AmpOptimWrapper.__init__ asserts that CUDA (or another accelerator) exists; only its parent's
+        # initialisation is wanted here.
+        OptimWrapper.__init__(self, **kwargs)
+        if isinstance(dtype, str):
+            if dtype not in ('bfloat16', 'float16'):
+                raise ValueError(f"AutocastOptimWrapper: `dtype`={dtype!r} must be 'bfloat16' or 'float16'.")
+            dtype = getattr(torch, dtype)
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f'AutocastOptimWrapper: `dtype`={dtype!r} must be torch.bfloat16 or torch.float16.')
+        self.device = device or get_device()
+        if self.device == 'cpu' and dtype == torch.float16:
+            raise ValueError("AutocastOptimWrapper: float16 autocast needs a GPU; use dtype='bfloat16' on the CPU.")
+        self.cast_dtype = dtype
+        self._scale_update_param = None
+        scaling = dtype == torch.float16
+        if not scaling:
+            self.loss_scaler = torch.amp.GradScaler(self.device, enabled=False)
+        elif loss_scale == 'dynamic':
+            self.loss_scaler = torch.amp.GradScaler(self.device)
+        elif isinstance(loss_scale, float):
+            self._scale_update_param = loss_scale
+            self.loss_scaler = torch.amp.GradScaler(self.device, init_scale=loss_scale)
+        elif isinstance(loss_scale, dict):
+            self.loss_scaler = torch.amp.GradScaler(self.device, **loss_scale)
+        else:
+            raise TypeError(f"AutocastOptimWrapper: `loss_scale` must be 'dynamic', a float or a dict of GradScaler "
+                            f'arguments, got {loss_scale!r}.')
+
+    @contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """Gradient-accumulation context of :class:`OptimWrapper`, autocasting on ``self.device``."""
+        with OptimWrapper.optim_context(self, model), autocast(device_type=self.device, dtype=self.cast_dtype):
+            yield

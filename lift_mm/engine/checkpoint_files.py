@@ -1,0 +1,233 @@
+"""Checkpoint files that survive interruption: atomic writes, integrity checks, and choosing what to resume.
+
+MMEngine writes a checkpoint in place and only then updates ``work_dir/last_checkpoint``, and ``torch.load`` reads
+cut-short or damaged files with obscure errors, or, for damaged tensor data, silently (it does not verify the
+CRC-32 that torch stores for every record of its zip format). This module adds:
+
+* :class:`AtomicLocalBackend`, a file backend (``backend_args=dict(backend='lift_atomic_local')``) that replaces a
+  file in one step, used by :class:`~lift_mm.engine.hooks.AtomicCheckpointHook`;
+* :func:`checkpoint_problem`, a check that a checkpoint file is complete, and :class:`CorruptCheckpointError`;
+* a loader for local checkpoint paths, registered with MMEngine's ``CheckpointLoader`` in place of its own, which
+  runs that check first, so ``--resume PATH``, ``load_from`` and ``tools/test.py`` name a damaged file;
+* :func:`find_resumable_checkpoint` and :func:`resolve_auto_resume`, which pick the newest complete checkpoint for
+  ``--resume`` without a path.
+"""
+import contextlib
+import glob
+import logging
+import os
+import os.path as osp
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Callable, List, Optional, Union
+
+from mmengine.config import Config
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+from mmengine.utils import mkdir_or_exist
+
+__all__ = [
+    'ATOMIC_BACKEND', 'AtomicLocalBackend', 'CorruptCheckpointError', 'check_checkpoint_file', 'checkpoint_problem',
+    'find_resumable_checkpoint', 'load_local_checkpoint', 'partial_files', 'resolve_auto_resume'
+]
+
+# Name of AtomicLocalBackend in MMEngine's file-backend registry.
+ATOMIC_BACKEND = 'lift_atomic_local'
+# Suffix of the hidden files a save writes before renaming them onto the checkpoint.
+PARTIAL_SUFFIX = '.partial'
+# The first bytes of a zip archive (a local file header): torch.save's format since torch 1.6, and TorchScript's.
+_ZIP_MAGIC = b'PK\x03\x04'
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file that is empty, cut short or damaged."""
+
+
+def _sync_directory(directory: str) -> None:
+    """Flush a directory entry to disk, so that a rename in it survives a power cut (POSIX only)."""
+    if os.name != 'posix':
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@register_backend(ATOMIC_BACKEND)
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend, except that writing a file replaces it in one step.
+
+    ``put`` writes the bytes to a hidden ``.<name>.<random>.partial`` file in the target's directory, flushes it to
+    disk and renames it onto the target with :func:`os.replace`, which is atomic within a file system. Readers
+    therefore see the previous file or the complete new one, never a part; a process killed while writing leaves
+    at most the partial file behind (see :func:`partial_files`).
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write ``obj`` to ``filepath`` atomically, creating its directory if needed.
+
+        Args:
+            obj (bytes): Data to be written.
+            filepath (str | Path): Path to write data.
+        """
+        directory, name = osp.split(osp.abspath(filepath))
+        mkdir_or_exist(directory)
+        partial = osp.join(directory, f'.{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}')
+        try:
+            with open(partial, 'xb') as file:
+                file.write(obj)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, filepath)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+            raise
+        _sync_directory(directory)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        """Write text to ``filepath`` atomically.
+
+        Args:
+            obj (str): Text to be written.
+            filepath (str | Path): Path to write data.
+            encoding (str): Encoding of the text. Defaults to 'utf-8'.
+        """
+        self.put(obj.encode(encoding), filepath)
+
+
+def partial_files(directory: str) -> List[str]:
+    """The partial files that interrupted :class:`AtomicLocalBackend` writes left in ``directory``."""
+    return sorted(glob.glob(osp.join(glob.escape(directory), f'.*{PARTIAL_SUFFIX}')))
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a complete checkpoint, or None if it is.
+
+    Files in torch's zip format (what ``torch.save`` writes, and TorchScript archives) must have their central
+    directory, and every record must match its CRC-32, which finds files cut short and damaged bytes anywhere.
+    Other files (torch's legacy pickle format) can only be checked for being empty.
+
+    Args:
+        path (str): A local checkpoint file.
+
+    Returns:
+        str | None: A description of the problem, for error messages.
+    """
+    try:
+        with open(path, 'rb') as file:
+            magic = file.read(len(_ZIP_MAGIC))
+    except OSError as err:
+        return f'it cannot be read ({err.strerror})'
+    if not magic:
+        return 'the file is empty'
+    if magic != _ZIP_MAGIC:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        return f'its zip archive is cut short or damaged ({err})'
+    return None if damaged is None else f'its record {damaged!r} fails the CRC-32 check (damaged bytes)'
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raise :class:`CorruptCheckpointError` naming ``path`` if it is not a complete checkpoint.
+
+    Args:
+        path (str): A local checkpoint file.
+    """
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise CorruptCheckpointError(
+            f'{path} is not a complete checkpoint: {problem}. A save or copy was probably interrupted; use another '
+            'checkpoint (`tools/train.py --resume` without a path picks the newest complete one).')
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_local_checkpoint(filename: str, map_location: Optional[Union[str, Callable]] = None) -> dict:
+    """MMEngine's loader of local checkpoint files, refusing incomplete ones with an error that names them.
+
+    Registered for paths without a URI prefix, so it serves ``Runner.resume``, ``load_from``, ``tools/test.py``
+    and ``init_cfg=dict(type='Pretrained')`` alike.
+
+    Args:
+        filename (str): Local path of the checkpoint.
+        map_location (str | Callable, optional): Same as :func:`torch.load`. Defaults to None.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    path = osp.expanduser(filename)
+    if osp.isfile(path):
+        check_checkpoint_file(path)
+    return load_from_local(filename, map_location)
+
+
+def _read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The path ``work_dir/last_checkpoint`` names, or None if the file is absent, empty or unreadable."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as file:
+            return file.read().strip() or None
+    return None
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of the run in ``work_dir``, for resuming without a path.
+
+    The candidates are, first, the checkpoint ``work_dir/last_checkpoint`` names (MMEngine's ``CheckpointHook``
+    rewrites it after every save), then the other ``*.pth`` files of its directory (``work_dir`` when
+    ``last_checkpoint`` is absent or unreadable), newest first by modification time. Candidates that fail
+    :func:`checkpoint_problem` are skipped with a warning naming them.
+
+    Args:
+        work_dir (str): The work directory of the run.
+
+    Returns:
+        str | None: The checkpoint to resume from, or None if the run has saved none (start afresh).
+
+    Raises:
+        CorruptCheckpointError: If checkpoints exist but none of them is complete.
+    """
+    named = _read_last_checkpoint(work_dir)
+    if named is not None and not osp.isfile(named):
+        print_log(f'{osp.join(work_dir, "last_checkpoint")} names {named}, which does not exist.', logger='current',
+                  level=logging.WARNING)
+    directory = osp.dirname(osp.abspath(named)) if named is not None else work_dir
+    newest_first = sorted(glob.glob(osp.join(glob.escape(directory), '*.pth')), key=osp.getmtime, reverse=True)
+    candidates = [named] if named is not None and osp.isfile(named) else []
+    candidates += [path for path in newest_first if osp.isfile(path) and osp.abspath(path) != osp.abspath(named or '')]
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if path != named:
+                print_log(f'Resuming from {path}, the newest complete checkpoint in {directory}.', logger='current',
+                          level=logging.WARNING)
+            return path
+        print_log(f'Not resuming from {path}: {problem}. Trying an older checkpoint.', logger='current',
+                  level=logging.WARNING)
+    if candidates:
+        raise CorruptCheckpointError(
+            f'No complete checkpoint to resume from in {directory}: {candidates} are all damaged (see the warnings '
+            'above). Delete them to start afresh, or resume from a copy with `--resume PATH`.')
+    return None
+
+
+def resolve_auto_resume(cfg: Config) -> None:
+    """Point an automatic resume (``resume=True`` without ``load_from``) at the newest complete checkpoint.
+
+    MMEngine would resume from whatever ``work_dir/last_checkpoint`` names; this sets ``cfg.load_from`` to
+    :func:`find_resumable_checkpoint` instead, or, when the run has no checkpoint yet, turns ``cfg.resume`` off so
+    that training starts afresh as MMEngine does then. Other configs are left as they are.
+
+    Args:
+        cfg (Config): The config the runner will be built from, with its final ``work_dir``.
+    """
+    if cfg.get('resume') and cfg.get('load_from') is None:
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
+        if not cfg.resume:
+            print_log(f'No checkpoint to resume from in {cfg.work_dir}: training starts afresh.', logger='current')

@@ -1,0 +1,218 @@
+import copy
+import inspect
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.dist import all_gather, all_reduce, broadcast, get_dist_info
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.utils import ProgressBar
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Subset
+
+from mmpretrain.registry import DATASETS, HOOKS, MODELS
+from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
+
+METHODS = ('class_mean', 'linear_probe')
+LINEAR_PROBE_KEYS = ('C', 'max_iter', 'tol')
+
+
+@HOOKS.register_module()
+class HeadInitHook(Hook):
+    """Initialise the class weights from image features of the training set (LIFT's ``init_head``).
+
+    Methods:
+
+    * ``'class_mean'``: ``w_k`` is the L2-normalised mean feature of the training images of class k. With
+      ``shots=n`` only ``n`` images per class are used (LIFT's ``1_shot``, ``10_shot``, ``100_shot``), drawn at
+      random per class with ``seed``, the same on every process (LIFT draws them unseeded).
+    * ``'linear_probe'``: ``w_k`` is the L2-normalised weight of a class-balanced multinomial logistic
+      regression with L2 penalty fitted to those features (LIFT uses scikit-learn's ``LogisticRegression(
+      class_weight='balanced')``; here :func:`fit_balanced_logistic_regression` solves the same problem in
+      torch). ``linear_probe`` sets its ``C``, ``max_iter`` and ``tol``.
+
+    The features are those of the frozen pretrained encoder without light modules (LIFT's ``use_tuner=False``):
+    a backbone whose type takes ``light_modules`` is built again from the config with ``light_modules=[]`` (and
+    dropped afterwards); other backbones have none and are used as they are. The images are the training set's
+    (wrappers such as ``RepeatDataset`` left out) through the test pipeline, or ``pipeline`` (LIFT uses resize
+    to the resolution and a centre crop), without augmentation. Under data parallelism each process extracts
+    its share of the images, the results are combined across processes and rank 0's weights are broadcast.
+
+    Random and CLIP-text initialisations need no hook: they belong to the head (``text_init``), which must not
+    also have ``text_init`` here. The head must be a :class:`ClassWeightHead` (``CosineClsHead``,
+    ``LIFTLinearClsHead``, ``L2NormedClsHead``, ``LayerNormedClsHead``).
+
+    The weights are computed in ``before_train``, which MMEngine calls after loading checkpoints: when the run
+    loaded one (``--resume``, ``load_from``), its head weights are kept and nothing is computed.
+
+    Args:
+        method (str): ``'class_mean'`` or ``'linear_probe'``. Defaults to ``'class_mean'``.
+        shots (int, optional): Images per class to use; None uses all. Defaults to None.
+        pipeline (Sequence[dict], optional): Pipeline of the training images; None takes the test data loader's.
+            Defaults to None.
+        batch_size (int, optional): Images per forward pass; None takes the test data loader's. Defaults to None.
+        num_workers (int, optional): Data loading workers; None takes the test data loader's. Defaults to None.
+        seed (int, optional): Seed of the k-shot draw; None uses the runner's seed. Defaults to None.
+        linear_probe (dict, optional): ``C``, ``max_iter`` and ``tol`` of the logistic regression (defaults 1.0,
+            100 and 1e-4, scikit-learn's); only with ``method='linear_probe'``. Defaults to None.
+    """
+
+    def __init__(self,
+                 method: str = 'class_mean',
+                 shots: Optional[int] = None,
+                 pipeline: Optional[Sequence[dict]] = None,
+                 batch_size: Optional[int] = None,
+                 num_workers: Optional[int] = None,
+                 seed: Optional[int] = None,
+                 linear_probe: Optional[dict] = None) -> None:
+        if method not in METHODS:
+            raise ValueError(f'HeadInitHook: `method`={method!r} is not supported; valid methods: {list(METHODS)}. '
+                             "Text initialisation is the head's `text_init`; random is the head's default.")
+        for key, value, least in (('shots', shots, 1), ('batch_size', batch_size, 1), ('num_workers', num_workers, 0)):
+            if value is not None and not (isinstance(value, int) and value >= least):
+                raise ValueError(f'HeadInitHook: `{key}`={value!r} must be an integer >= {least} (or None).')
+        if linear_probe is not None:
+            if method != 'linear_probe':
+                raise ValueError("HeadInitHook: `linear_probe` options only apply to method='linear_probe'.")
+            unknown = set(linear_probe) - set(LINEAR_PROBE_KEYS)
+            if unknown:
+                raise KeyError(f'HeadInitHook: `linear_probe` has unknown keys {sorted(unknown)}; valid keys: '
+                               f'{list(LINEAR_PROBE_KEYS)}.')
+        self.method = method
+        self.shots = shots
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.linear_probe = dict(linear_probe or {})
+        self._checkpoint_loaded = False
+
+    @staticmethod
+    def _model(runner) -> nn.Module:
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    def before_run(self, runner) -> None:
+        head = getattr(self._model(runner), 'head', None)
+        if not isinstance(head, ClassWeightHead):
+            raise TypeError(f'HeadInitHook needs a lift_mm ClassWeightHead (CosineClsHead, LIFTLinearClsHead, '
+                            f'L2NormedClsHead, LayerNormedClsHead), not {type(head).__name__}.')
+        if head.text_init is not None:
+            raise ValueError(f'HeadInitHook(method={self.method!r}) would replace the text initialisation of the '
+                             'head: set `model.head.text_init=None` or remove the hook.')
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._checkpoint_loaded = True
+
+    def before_train(self, runner) -> None:
+        if self._checkpoint_loaded:
+            runner.logger.info(f'HeadInitHook: the head weights come from the loaded checkpoint; {self.method} '
+                               'initialisation skipped.')
+            return
+        model = self._model(runner)
+        training = model.training
+        model.eval()
+        try:
+            weights, num_images = self._class_weights(runner, model)
+        finally:
+            model.train(training)
+        model.head.load_class_weights(weights)
+        shots = 'all' if self.shots is None else f'at most {self.shots}'
+        runner.logger.info(f'HeadInitHook: head initialised by {self.method} on {num_images} training images '
+                           f'({shots} per class).')
+
+    def _dataset_cfg(self, cfg) -> dict:
+        dataset = copy.deepcopy(cfg.train_dataloader.dataset)
+        # The images, once each: dataset wrappers (RepeatDataset, ClassBalancedDataset, ...) are left out.
+        while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+            dataset = dataset['dataset']
+        if 'pipeline' not in dataset:
+            raise TypeError(f'HeadInitHook cannot find the pipeline of the training dataset {dataset.get("type")!r} '
+                            'to replace it by the test pipeline.')
+        dataset['pipeline'] = copy.deepcopy(self.pipeline or cfg.test_dataloader.dataset.pipeline)
+        return dataset
+
+    def _indices(self, dataset, seed: int) -> List[int]:
+        if self.shots is None:
+            return list(range(len(dataset)))
+        labels = np.asarray(dataset.get_gt_labels()).reshape(-1)
+        generator = np.random.default_rng(seed)
+        chosen = [generator.permutation(np.flatnonzero(labels == label))[:self.shots] for label in np.unique(labels)]
+        return sorted(np.concatenate(chosen).tolist())
+
+    @staticmethod
+    def _frozen_backbone(cfg, model: nn.Module) -> nn.Module:
+        backbone_cfg = cfg.get('model', {}).get('backbone')
+        if isinstance(backbone_cfg, dict):
+            kind = backbone_cfg['type']
+            backbone_type = MODELS.get(kind) if isinstance(kind, str) else kind
+            if 'light_modules' in inspect.signature(backbone_type).parameters:
+                backbone = MODELS.build({**backbone_cfg, 'light_modules': []})
+                return backbone.to(model.head.weight.device).eval()
+        return model.backbone
+
+    @torch.no_grad()
+    def _features(self, model: nn.Module, backbone: nn.Module, loader: DataLoader, num_images: int,
+                  show_progress: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        device = model.head.weight.device
+        features = [torch.zeros(0, model.head.in_channels, device=device)]
+        labels = [torch.zeros(0, dtype=torch.long, device=device)]
+        progress = ProgressBar(num_images) if show_progress else None
+        for batch in loader:
+            data = model.data_preprocessor(batch, False)
+            feats = backbone(data['inputs'])
+            if model.with_neck:
+                feats = model.neck(feats)
+            features.append(model.head.pre_logits(feats).float())
+            labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]).to(device))
+            if progress is not None:
+                progress.update(len(data['inputs']))
+        if progress is not None:
+            progress.file.write('\n')
+        return torch.cat(features), torch.cat(labels)
+
+    def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
+        cfg = runner.cfg
+        rank, world_size = get_dist_info()
+        dataset = DATASETS.build(self._dataset_cfg(cfg))
+        indices = self._indices(dataset, runner.seed if self.seed is None else self.seed)
+        loader = DataLoader(
+            Subset(dataset, indices[rank::world_size]),
+            batch_size=self.batch_size or cfg.test_dataloader.batch_size,
+            num_workers=cfg.test_dataloader.get('num_workers', 0) if self.num_workers is None else self.num_workers,
+            collate_fn=pseudo_collate)
+        backbone = self._frozen_backbone(cfg, model)
+        runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
+        features, labels = self._features(model, backbone, loader, len(indices[rank::world_size]), rank == 0)
+        del backbone
+
+        num_classes = model.head.num_classes
+        counts = torch.bincount(labels, minlength=num_classes).float()
+        all_reduce(counts)
+        missing = (counts == 0).nonzero().flatten().tolist()
+        if missing:
+            raise ValueError(f'HeadInitHook: no training images of classes {missing[:10]} ({len(missing)} in all); '
+                             f'{self.method} needs every class.')
+        if self.method == 'class_mean':
+            sums = features.new_zeros(num_classes, features.shape[1]).index_add_(0, labels, features)
+            all_reduce(sums)
+            weights = F.normalize(sums / counts[:, None], dim=-1)
+        else:
+            features, labels = self._gather(features, labels, [len(indices[r::world_size]) for r in range(world_size)])
+            weights = F.normalize(fit_balanced_logistic_regression(features, labels, num_classes,
+                                                                   **self.linear_probe)[0], dim=-1)
+        # Every process must start from the same weights (DDP synchronised the parameters before this hook).
+        broadcast(weights, src=0)
+        return weights, len(indices)
+
+    @staticmethod
+    def _gather(features: torch.Tensor, labels: torch.Tensor,
+                sizes: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """All processes' features and labels; shards differ in length, so they travel padded."""
+        padding = max(sizes) - len(labels)
+        features = torch.cat([features, features.new_zeros(padding, features.shape[1])])
+        labels = torch.cat([labels, labels.new_zeros(padding)])
+        return (torch.cat([part[:size] for part, size in zip(all_gather(features), sizes)]),
+                torch.cat([part[:size] for part, size in zip(all_gather(labels), sizes)]))
