@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG [CHECKPOINT] [options]``."""
 import argparse
 import os
 import os.path as osp
@@ -17,7 +17,8 @@ from lift_mm.engine import enable_tta, setup_distributed_without_cuda  # noqa: E
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a classifier')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for models that need no training, '
+                        'such as zero-shot CLIP)')
     parser.add_argument('--work-dir', help='directory for logs and metrics')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')

@@ -32,6 +32,8 @@ class CLIPVisionTransformer(BaseBackbone):
         compact_state_dict (bool): Leave the frozen CLIP weights out of the state dict (and so out of
             checkpoints); they are refilled from ``pretrained`` on load. Defaults to True.
         check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
+        out_projected (bool): Output the feature after CLIP's visual projection, in the joint image-text space
+            (zero-shot CLIP), instead of LIFT's pre-projection feature. Defaults to False.
         init_cfg (dict, optional): Initialisation config of the light modules. Defaults to None.
     """
 
@@ -44,6 +46,7 @@ class CLIPVisionTransformer(BaseBackbone):
                  with_cp: bool = False,
                  compact_state_dict: bool = True,
                  check_fingerprint: bool = True,
+                 out_projected: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
@@ -53,6 +56,7 @@ class CLIPVisionTransformer(BaseBackbone):
         visual.requires_grad_(False)
         self.visual = visual
         self.with_cp = with_cp
+        self.out_projected = out_projected
         # Fingerprint the weights as loaded, before light modules join them.
         CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
@@ -62,7 +66,7 @@ class CLIPVisionTransformer(BaseBackbone):
     @property
     def out_channels(self) -> int:
         """Width of the output feature."""
-        return self.visual.ln_post.normalized_shape[0]
+        return self.visual.proj.shape[1] if self.out_projected else self.visual.ln_post.normalized_shape[0]
 
     def train(self, mode: bool = True) -> 'CLIPVisionTransformer':
         """Only light modules follow ``mode``; the frozen encoder always runs in eval mode."""
@@ -95,4 +99,5 @@ class CLIPVisionTransformer(BaseBackbone):
                 tokens = checkpoint(block, tokens, last, use_reentrant=False)
             else:
                 tokens = block(tokens, class_token_only=last)
-        return (self.visual.ln_post(tokens[:, 0]), )
+        feature = self.visual.ln_post(tokens[:, 0])
+        return (feature @ self.visual.proj if self.out_projected else feature, )

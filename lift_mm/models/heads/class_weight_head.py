@@ -49,6 +49,9 @@ class ClassWeightHead(ClsHead):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
+    # True for heads that classify features in CLIP's joint image-text space, where text features need no mapping.
+    text_in_joint_space = False
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
@@ -130,14 +133,19 @@ class ClassWeightHead(ClsHead):
         with torch.no_grad():
             self.weight.copy_(weights)
 
-    def text_classifier(self) -> torch.Tensor:
-        """Class weights from CLIP text features, as described in the class docstring."""
+    def text_classifier(self, clip: Optional[nn.Module] = None) -> torch.Tensor:
+        """Class weights from CLIP text features, as described in the class docstring.
+
+        Args:
+            clip (nn.Module, optional): The CLIP model named by ``text_init``, if the caller has built it
+                already. Defaults to None (built here).
+        """
         cfg = dict(self.text_init)
         prompt, templates, descriptors = (cfg.pop(key, None) for key in ('prompt', 'templates', 'descriptors'))
         # Files are read before CLIP is built, so that a missing one fails fast.
         descriptions = self._class_descriptions(descriptors) if prompt == 'descriptor' else None
         classnames = self.classnames
-        clip = build_open_clip(**cfg)
+        clip = clip if clip is not None else build_open_clip(**cfg)
         tokenizer = build_tokenizer(cfg['arch'])
         if descriptions is not None:
             # Each description is a whole prompt; a class's feature is the mean of its descriptions'.
@@ -146,7 +154,8 @@ class ClassWeightHead(ClsHead):
             ])
         else:
             features = encode_class_prompts(clip, tokenizer, classnames, templates or prompt_templates(prompt))
-        weights = to_image_feature_space(features, getattr(clip.visual, 'proj', None))
+        visual_proj = None if self.text_in_joint_space else getattr(clip.visual, 'proj', None)
+        weights = to_image_feature_space(features, visual_proj)
         if weights.shape[1] != self.in_channels:
             raise ValueError(f'CLIP text features map to {weights.shape[1]}-d weights but the head has '
                              f'in_channels={self.in_channels}: `text_init` must name the CLIP of the backbone.')
