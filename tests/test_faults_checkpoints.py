@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 import pytest
 import torch
@@ -34,7 +35,7 @@ def warnings(monkeypatch):
     return messages
 
 
-def save(path: Path, value: float, mtime: float = None) -> Path:
+def save(path: Path, value: float, mtime: Optional[float] = None) -> Path:
     save_checkpoint(dict(state_dict=dict(weight=torch.full((64, ), value))), str(path))
     if mtime is not None:
         os.utime(path, (mtime, mtime))

@@ -49,11 +49,14 @@ def _sync_directory(directory: str) -> None:
     """Flush a directory entry to disk, so that a rename in it survives a power cut (POSIX only)."""
     if os.name != 'posix':
         return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # Some file systems (network and FUSE ones) cannot sync a directory; the rename is then as durable as they
+    # make it, and the save must not fail for that.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @register_backend(ATOMIC_BACKEND)

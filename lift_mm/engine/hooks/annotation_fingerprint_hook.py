@@ -5,7 +5,7 @@ from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
-from lift_mm.datasets.annotation_files import file_sha256
+from ...datasets.annotation_files import file_sha256
 
 # Runtime-info key of the message hub, which MMEngine saves in every checkpoint and restores only on resume.
 FINGERPRINT_INFO_KEY = 'train_annotation_fingerprint'

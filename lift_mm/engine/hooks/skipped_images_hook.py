@@ -5,7 +5,7 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
-from lift_mm.datasets.long_tail_dataset import SKIPPED_IMAGES_KEY
+from ...datasets.long_tail_dataset import SKIPPED_IMAGES_KEY
 
 
 @HOOKS.register_module()
@@ -15,8 +15,7 @@ class SkippedImagesHook(Hook):
     A dataset with ``on_unreadable='skip'`` (:class:`~lift_mm.datasets.LongTailDataset`) logs each skipped image
     from the process that met it and marks the sample that replaces it (metainfo ``skipped_images``). This hook
     counts the marks in the batches that reach the model and, at the end of each training epoch (for
-    iteration-based loops: of the training run), logs the total of all ranks as a warning. It reads nothing when
-    no image was skipped.
+    iteration-based loops: of the training run), logs the total of all ranks as a warning.
     """
 
     def __init__(self) -> None:
@@ -30,9 +29,8 @@ class SkippedImagesHook(Hook):
                          batch_idx: int,
                          data_batch: Optional[Union[dict, tuple, list]] = None,
                          outputs: Optional[dict] = None) -> None:
-        samples: Sequence = data_batch.get('data_samples', ()) if isinstance(data_batch, dict) else ()
-        self.num_skipped += sum(len(sample.get(SKIPPED_IMAGES_KEY, ())) for sample in samples or ()
-                                if hasattr(sample, 'get'))
+        samples: Sequence = (data_batch.get('data_samples') or ()) if isinstance(data_batch, dict) else ()
+        self.num_skipped += sum(len(sample.get(SKIPPED_IMAGES_KEY, ())) for sample in samples if hasattr(sample, 'get'))
 
     def after_train_epoch(self, runner) -> None:
         total = torch.tensor(self.num_skipped, dtype=torch.int64)
