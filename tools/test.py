@@ -1,17 +1,17 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG [CHECKPOINT] [options]``."""
 import argparse
-import os
 import os.path as osp
 import sys
 
 # Run from a checkout without installing: the repository root holds the lift_mm package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import enable_tta, setup_distributed_without_cuda  # noqa: E402
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
+                            enable_tta, setup_distributed_without_cuda)
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,27 +19,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for models that need no training, '
                         'such as zero-shot CLIP)')
-    parser.add_argument('--work-dir', help='directory for logs and metrics')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
     parser.add_argument('--tta', action='store_true',
                         help='test-time ensembling: wrap the model in the config\'s `tta_model` (default '
                         'AverageLogitsTTA, which averages logits) and test with its `tta_pipeline`')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_dataloader.batch_size=64')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser)
+    return parser.parse_args()
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_runner_arguments(cfg, args)
     cfg.load_from = args.checkpoint
     loader = cfg.test_dataloader
     loader.pin_memory = not args.no_pin_memory

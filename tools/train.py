@@ -1,23 +1,22 @@
 """Train a model from an mmpretrain/lift_mm config: ``python tools/train.py CONFIG [options]``."""
 import argparse
-import os
 import os.path as osp
 import sys
 
 # Run from a checkout without installing: the repository root holds the lift_mm package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import resolve_auto_resume, setup_distributed_without_cuda  # noqa: E402
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
+                            resolve_auto_resume, setup_distributed_without_cuda)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a classifier')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the newest complete one in the work dir if '
                         'no path is given')
@@ -29,13 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='do not keep validation and test data-loader workers alive between evaluations '
                         '(training workers always restart each epoch)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. model.backbone.pretrained=/path/ViT-B-16.pt')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser)
+    return parser.parse_args()
 
 
 def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) -> None:
@@ -54,11 +48,7 @@ def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) 
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_runner_arguments(cfg, args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

@@ -1,7 +1,7 @@
 from . import hooks  # noqa: F401
-from .runner_setup import setup_distributed_without_cuda
+from .runner_setup import add_runner_arguments, apply_runner_arguments, setup_distributed_without_cuda
 
-__all__ = ['hooks', 'setup_distributed_without_cuda']
+__all__ = ['add_runner_arguments', 'apply_runner_arguments', 'hooks', 'setup_distributed_without_cuda']
 from .tta_setup import enable_tta, tta_settings  # noqa: E402
 
 __all__ += ['enable_tta', 'tta_settings']

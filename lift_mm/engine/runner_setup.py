@@ -1,5 +1,7 @@
 """Preparing an MMEngine config for the machine it runs on, shared by the train and test tools."""
+import argparse
 import os
+import os.path as osp
 from datetime import timedelta
 
 import torch
@@ -36,3 +38,23 @@ def setup_distributed_without_cuda(cfg: Config, launcher: str) -> None:
     wrapper.update(device_ids=None, broadcast_buffers=False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every tool that runs a config takes: work dir, config overrides and the launcher."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='directory for logs, checkpoints and metrics')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. model.backbone.pretrained=/path/ViT-B-16.pt')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def apply_runner_arguments(cfg: Config, args: argparse.Namespace) -> None:
+    """Set the launcher and the work dir (``--work-dir``, else the config's, else ``work_dirs/<config name>``)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])

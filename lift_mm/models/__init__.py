@@ -1,9 +1,3 @@
-from . import backbones, heads, losses, peft, utils  # noqa: F401
+from . import backbones, classifiers, heads, losses, peft, tta, utils  # noqa: F401
 
-__all__ = ["backbones", "heads", "losses", "peft", "utils"]
-from . import tta  # noqa: E402,F401
-
-__all__ += ['tta']
-from . import classifiers  # noqa: E402,F401
-
-__all__ += ['classifiers']
+__all__ = ['backbones', 'classifiers', 'heads', 'losses', 'peft', 'tta', 'utils']
