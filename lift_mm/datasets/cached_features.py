@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
-from ..models.utils import fingerprint
 
 __all__ = ['CachedFeatureDataset', 'extract_features', 'feature_cache_key']
 
@@ -96,13 +95,23 @@ def _update_json(digest: 'hashlib._Hash', value) -> None:
     digest.update(b'\n')
 
 
+def _update_tensors(digest: 'hashlib._Hash', module: nn.Module) -> None:
+    # Every parameter and buffer, frozen ones included: compact state dicts leave frozen weights out, and
+    # weights loaded after construction would not change a fingerprint taken at construction.
+    tensors = dict(module.named_parameters())
+    tensors.update(module.named_buffers())
+    for name, tensor in sorted(tensors.items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f'{name}:{tensor.dtype}:{tuple(tensor.shape)};'.encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+
+
 def feature_cache_key(model: nn.Module, dataset: BaseDataset, pipeline: Sequence[dict]) -> str:
     """A hex key that changes whenever the cached features of ``dataset`` could differ.
 
-    It covers the encoder (the state dicts of the model's backbone and neck, which for
-    :class:`~lift_mm.models.backbones.CLIPVisionTransformer` hold the fingerprint of the frozen CLIP weights and
-    every light-module tensor), the data preprocessor's normalisation, the pipeline config, and every sample:
-    its annotation and, for local image files, their size and modification time.
+    It covers the encoder (every parameter and buffer of the model's backbone and neck, by value), the data
+    preprocessor's normalisation, the pipeline config, and every sample: its annotation and, for local image
+    files, their size and modification time. Hashing ViT-B/16's weights takes about a second.
 
     Args:
         model (nn.Module): The classifier (``backbone``, optional ``neck``, ``data_preprocessor``).
@@ -119,7 +128,7 @@ def feature_cache_key(model: nn.Module, dataset: BaseDataset, pipeline: Sequence
         module = getattr(model, part, None)
         digest.update(f'{part}:{type(module).__name__}:'.encode())
         if module is not None:
-            digest.update(fingerprint(module).numpy().tobytes())
+            _update_tensors(digest, module)
     preprocessor = model.data_preprocessor
     _update_json(digest, {name: getattr(preprocessor, name, None) for name in PREPROCESSOR_SETTINGS})
     for name in ('mean', 'std'):
@@ -174,6 +183,9 @@ def extract_features(model: nn.Module,
                 bar.update(len(labels[-1]))
     finally:
         model.train(was_training)
+    if bar is not None:
+        # The bar leaves its line open; later log lines start on a fresh one.
+        bar.file.write('\n')
     features, labels = torch.cat(features), torch.cat(labels)
     if world_size > 1:
         features, labels = _gather_shards(features, labels, len(dataset), world_size)

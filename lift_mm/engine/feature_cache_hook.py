@@ -69,13 +69,13 @@ class FeatureCacheHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_cacheable(model)
         loader = runner.train_loop.dataloader
-        pipeline = self.pipeline or list(runner.cfg.test_dataloader.dataset.pipeline)
+        pipeline = self.pipeline or default_pipeline(runner.cfg)
         dataset = with_pipeline(loader.dataset, pipeline)
         cache_dir = self.cache_dir or osp.join(runner.work_dir, 'feature_cache')
+        num_workers = loader.num_workers if self.num_workers is None else self.num_workers
         features = self.cached_features(model, dataset, pipeline, cache_dir,
                                         batch_size=self.batch_size or loader.batch_size or 1,
-                                        num_workers=loader.num_workers if self.num_workers is None else
-                                        self.num_workers, logger=runner.logger)
+                                        num_workers=num_workers, logger=runner.logger)
         runner.train_loop.dataloader = feature_loader(features, loader)
         runner.logger.info(f'FeatureCacheHook: training from {len(features)} cached features of width '
                            f'{features.features.shape[1]}; the training images went through the pipeline '
@@ -120,7 +120,8 @@ def _log(logger, message: str) -> None:
 
 
 def check_cacheable(model: nn.Module) -> None:
-    """Raise unless ``model`` can train from cached features: a FeatureClassifier with a frozen encoder."""
+    """Raise unless ``model`` can train from cached features: a FeatureClassifier with a frozen encoder and no
+    batch augmentations."""
     if not isinstance(model, FeatureClassifier):
         raise TypeError(f'FeatureCacheHook needs a FeatureClassifier (model.type), which takes cached features in '
                         f'place of images; the model is a {type(model).__name__}.')
@@ -129,6 +130,19 @@ def check_cacheable(model: nn.Module) -> None:
         raise ValueError(f'FeatureCacheHook: the encoder trains {len(trainable)} parameter(s) (e.g. {trainable[0]}), '
                          'so its features change every step and cannot be cached. Caching is for models that '
                          'train only the head, e.g. `light_modules=[]`.')
+    if model.data_preprocessor.batch_augments is not None:
+        raise ValueError('FeatureCacheHook: batch augmentations (train_cfg.augments) act on images and cannot be '
+                         'applied to cached features; remove them to train from cached features.')
+
+
+def default_pipeline(cfg) -> list:
+    """The test data loader's pipeline, the default deterministic pipeline of the cached training images."""
+    loader = cfg.get('test_dataloader') or {}
+    pipeline = loader.get('dataset', {}).get('pipeline')
+    if not pipeline:
+        raise ValueError('FeatureCacheHook: the config has no test_dataloader.dataset.pipeline to encode the '
+                         'training images with; give the hook a deterministic `pipeline`.')
+    return list(pipeline)
 
 
 def with_pipeline(dataset: BaseDataset, pipeline: Sequence[dict]) -> BaseDataset:
