@@ -57,7 +57,8 @@ def test_cli_prints_every_figure_as_a_json_line():
     for name in ('train_step', 'inference', 'inference_tte'):
         figure = figures[name]
         assert len(figure['s_per_iter_all']) == 2
-        assert figure['images_per_s'] == pytest.approx(2 / figure['s_per_iter'], rel=1e-3)
+        # s_per_iter is printed rounded; at a few milliseconds per iteration that is about 1 %.
+        assert figure['images_per_s'] == pytest.approx(2 / figure['s_per_iter'], rel=2e-2)
         assert figure['peak_step_memory_mib'] > 0 and figure['peak_memory_mib'] > 0
     assert figures['inference_tte']['views'] == 5 and figures['inference_tte']['tte_model'] == 'AverageLogitsTTA'
 
@@ -74,7 +75,7 @@ def test_variants_are_measured_in_one_run():
 
 @pytest.mark.slow
 def test_feature_classifier_gets_a_cached_feature_figure():
-    lines = run_tool('configs/lift/ablations/lift_demo_classifier-only_cached.py', '--batch-size', '2', '--iters',
+    lines = run_tool('configs/lift/lift_demo_classifier-only_cached.py', '--batch-size', '2', '--iters',
                      '1', '--warmup', '0', '--only', 'train')
     figures = by_figure(lines)
     assert figures['train_step_cached_features']['feature_width'] == 64

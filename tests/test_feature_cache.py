@@ -24,7 +24,7 @@ from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
 
 REPO = Path(__file__).resolve().parents[1]
-CACHED = 'configs/lift/ablations/lift_demo_classifier-only_cached.py'
+CACHED = 'configs/lift/lift_demo_classifier-only_cached.py'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 METRIC = re.compile(r'long_tail/(\w+): ([\d.]+)')
 

@@ -33,7 +33,7 @@ class FeatureCacheHook(Hook):
     of the training pipeline; batch augmentations (Mixup, CutMix) are refused. Training from the cache gives the
     results (within float32 rounding) of training without it on the training images through that pipeline.
 
-    The cache is the file ``<cache_dir>/<key>.pth``, where the key (:func:`feature_cache_key`) covers the
+    The cache is a file in ``cache_dir`` named after its key (:func:`feature_cache_key`), which covers the
     encoder's weights, the data preprocessor, the pipeline and every training sample (annotation, image file
     size and modification time), so a stale cache is never read; with ``save=False`` it is kept in memory only.
     Under data parallelism every process encodes its share of the images, the shares are gathered, and rank 0
@@ -50,8 +50,6 @@ class FeatureCacheHook(Hook):
         num_workers (int, optional): Data loading workers of the encoding; None takes the training data
             loader's. Defaults to None.
     """
-
-    priority = 'NORMAL'
 
     def __init__(self,
                  pipeline: Optional[Sequence[dict]] = None,

@@ -3,7 +3,7 @@
 # for a deterministic pipeline, so the training images go through the test pipeline: no random crop or flip.
 # This gives, within float32 rounding, what lift_demo_classifier-only.py gives with
 # `train_dataloader.dataset.pipeline` set to the test pipeline. The cache lives in <work_dir>/feature_cache.
-_base_ = ['./lift_demo_classifier-only.py']
+_base_ = ['./ablations/lift_demo_classifier-only.py']
 
 # FeatureClassifier takes the cached features in place of images (and images for validation and testing).
 model = dict(type='FeatureClassifier')
