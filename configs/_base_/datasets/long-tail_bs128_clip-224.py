@@ -16,7 +16,8 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-# Resize the short edge to 224 * 8 // 7 = 256 and take the central 224 x 224, as LIFT's plain test transform.
+# Resize the short edge to 256 and take the central 224 x 224, as the issue specifies (LIFT's own code resizes to
+# 224 before the centre crop; set scale=224 to match it exactly).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
