@@ -129,7 +129,7 @@ def time_interleaved(steps: Dict[Hashable, Callable[[], object]], warmup: int, i
             wall[name].append(time.perf_counter() - start_wall)
             cpu[name].append(time.process_time() - start_cpu)
     return {name: dict(s_per_iter=statistics.median(wall[name]),
-                       s_per_iter_all=[round(value, 4) for value in wall[name]],
+                       s_per_iter_all=[float(f'{value:.5g}') for value in wall[name]],
                        cpu_s_per_iter=statistics.median(cpu[name])) for name in names}
 
 
@@ -281,7 +281,8 @@ def log_to_stderr() -> None:
 
 
 def emit(figure: str, **values) -> None:
-    rounded = {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
+    # Five significant digits: milliseconds of a small model and minutes of a large one keep the same precision.
+    rounded = {key: float(f'{value:.5g}') if isinstance(value, float) else value for key, value in values.items()}
     print(json.dumps(dict(figure=figure, **rounded)), flush=True)
 
 
