@@ -1,5 +1,6 @@
 """Mixed-precision training: AutocastOptimWrapper on the CPU, MMEngine's AmpOptimWrapper on CUDA."""
 import copy
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -95,18 +96,40 @@ def test_demo_training_step_in_bfloat16_on_cpu():
     check_mixed_precision_step(model, batch, wrapper, torch.bfloat16)
 
 
+def load_train_tool():
+    spec = importlib.util.spec_from_file_location('lift_train_tool', REPO / 'tools/train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('has_cuda, wrapper', [
+    (True, dict(type='AmpOptimWrapper', loss_scale='dynamic')),
+    (False, dict(type='AutocastOptimWrapper', dtype='bfloat16')),
+])
+def test_amp_switch_of_the_train_tool_picks_the_wrapper_of_the_device(monkeypatch, has_cuda, wrapper):
+    tool = load_train_tool()
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_cuda)
+    monkeypatch.setattr(sys, 'argv', ['train.py', DEMO, '--amp'])
+    cfg = tool.merge_args(Config.fromfile(REPO / DEMO), tool.parse_args())
+    optimizer = Config.fromfile(REPO / DEMO).optim_wrapper.optimizer
+    assert cfg.optim_wrapper.to_dict() == dict(wrapper, optimizer=optimizer.to_dict())
+
+
 @pytest.mark.slow
-def test_one_demo_epoch_in_bfloat16_through_the_train_tool(tmp_path):
+def test_one_demo_epoch_with_amp_through_the_train_tool(tmp_path):
     data_root = tmp_path / 'data'
     options = [f'{loader}.dataset.data_root={data_root}' for loader in
                ('train_dataloader', 'val_dataloader', 'test_dataloader')]
     result = subprocess.run(
-        [sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path / 'work'), '--cfg-options', *options,
-         'train_cfg.max_epochs=1', 'optim_wrapper.type=AutocastOptimWrapper', 'optim_wrapper.dtype=bfloat16'],
+        [sys.executable, 'tools/train.py', DEMO, '--amp', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         *options, 'train_cfg.max_epochs=1'],
         cwd=REPO, capture_output=True, text=True)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert 'Epoch(train) [1]' in log and (tmp_path / 'work' / 'epoch_1.pth').is_file()
+    wrapper = "type='AmpOptimWrapper'" if torch.cuda.is_available() else "type='AutocastOptimWrapper'"
+    assert wrapper in log
 
 
 @cuda

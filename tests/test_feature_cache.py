@@ -17,7 +17,7 @@ from torch import multiprocessing
 import lift_mm  # noqa: F401
 from lift_mm.datasets import CachedFeatureDataset, extract_features, feature_cache_key
 from lift_mm.engine import FeatureCacheHook
-from lift_mm.engine import feature_cache_hook
+from lift_mm.engine.hooks import feature_cache_hook
 from lift_mm.models.classifiers import FeatureClassifier
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import DATASETS, MODELS

@@ -1,14 +1,4 @@
 #!/usr/bin/env bash
 # Data-parallel training on one machine: tools/dist_train.sh CONFIG GPUS [train.py options].
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-python -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    tools/train.py "$CONFIG" --launcher pytorch "${@:3}"
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node (see dist_launch.sh).
+exec "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" "${@:3}"

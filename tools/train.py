@@ -3,6 +3,8 @@ import argparse
 import os.path as osp
 import sys
 
+import torch
+
 # Run from a checkout without installing: the repository root holds the lift_mm package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -20,7 +22,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the newest complete one in the work dir if '
                         'no path is given')
-    parser.add_argument('--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument('--amp', action='store_true',
+                        help="mixed-precision training: float16 with dynamic loss scaling through MMEngine's "
+                        'AmpOptimWrapper on a GPU, bfloat16 through AutocastOptimWrapper on a machine without one')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
@@ -47,11 +51,21 @@ def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) 
                                      and loader.get('num_workers', 0) > 0)
 
 
+def use_mixed_precision(cfg: Config) -> None:
+    """Switch the optimiser wrapper to mixed precision on the device the run will use."""
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        # MMEngine's AmpOptimWrapper asserts that a GPU exists; the CPU autocasts to bfloat16 only.
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_runner_arguments(cfg, args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        use_mixed_precision(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

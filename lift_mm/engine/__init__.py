@@ -1,20 +1,13 @@
 from . import hooks  # noqa: F401
-from .runner_setup import add_runner_arguments, apply_runner_arguments, setup_distributed_without_cuda
-
-__all__ = ['add_runner_arguments', 'apply_runner_arguments', 'hooks', 'setup_distributed_without_cuda']
-from .tta_setup import enable_tta, tta_settings  # noqa: E402
-
-__all__ += ['enable_tta', 'tta_settings']
-from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,  # noqa: E402
+from .autocast_optim_wrapper import AutocastOptimWrapper
+from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,
                                find_resumable_checkpoint, resolve_auto_resume)
+from .hooks import FeatureCacheHook
+from .runner_setup import add_runner_arguments, apply_runner_arguments, setup_distributed_without_cuda
+from .tta_setup import enable_tta, tta_settings
 
-__all__ += [
-    'CorruptCheckpointError', 'check_checkpoint_file', 'checkpoint_problem', 'find_resumable_checkpoint',
-    'resolve_auto_resume'
+__all__ = [
+    'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'add_runner_arguments',
+    'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint',
+    'hooks', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
 ]
-from .autocast_optim_wrapper import AutocastOptimWrapper  # noqa: E402
-
-__all__ += ['AutocastOptimWrapper']
-from .feature_cache_hook import FeatureCacheHook  # noqa: E402
-
-__all__ += ['FeatureCacheHook']

@@ -1,12 +1,13 @@
 from .annotation_fingerprint_hook import AnnotationFingerprintHook, annotation_fingerprint
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .class_counts_hook import ClassCountsHook
+from .feature_cache_hook import FeatureCacheHook
 from .head_init_hook import HeadInitHook
 from .parameter_count_hook import ParameterCountHook
 from .skipped_images_hook import SkippedImagesHook
 from .test_time_ensemble_hook import TestTimeEnsembleHook
 
 __all__ = [
-    'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'ClassCountsHook', 'HeadInitHook', 'ParameterCountHook',
-    'SkippedImagesHook', 'TestTimeEnsembleHook', 'annotation_fingerprint'
+    'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'ClassCountsHook', 'FeatureCacheHook', 'HeadInitHook',
+    'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook', 'annotation_fingerprint'
 ]

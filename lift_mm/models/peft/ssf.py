@@ -1,4 +1,6 @@
 """SSF, scaling and shifting of features (Lian et al., NeurIPS 2022), at the three places LIFT offers."""
+from typing import Tuple
+
 import torch
 from torch import nn
 
@@ -27,17 +29,14 @@ class ScaleShift(nn.Module):
 
 
 class _SSF(LightModule):
-    """Two :class:`ScaleShift` at the two sites named by ``SITES``, sized by ``widths``."""
+    """A :class:`ScaleShift` at each site of ``SITES``: ``(site, width attribute of the context, multiple)``."""
     order = 1
-    SITES = ('', '')
+    SITES: Tuple[Tuple[str, str, int], ...] = ()
 
     def __init__(self, context: BlockContext) -> None:
         super().__init__()
-        self.ssf = nn.ModuleDict({site: ScaleShift(dim) for site, dim in zip(self.SITES, self.widths(context))})
-
-    @staticmethod
-    def widths(context: BlockContext):
-        raise NotImplementedError
+        self.ssf = nn.ModuleDict({site: ScaleShift(getattr(context, width) * multiple)
+                                  for site, width, multiple in self.SITES})
 
     def hooks(self) -> dict:
         return dict(self.ssf.items())
@@ -50,11 +49,7 @@ class SSFAttn(_SSF):
     Args:
         context (BlockContext): Sizes of the host transformer.
     """
-    SITES = ('qkv', 'attn_out')
-
-    @staticmethod
-    def widths(context: BlockContext):
-        return 3 * context.embed_dims, context.embed_dims
+    SITES = (('qkv', 'embed_dims', 3), ('attn_out', 'embed_dims', 1))
 
 
 @MODELS.register_module()
@@ -64,11 +59,7 @@ class SSFMLP(_SSF):
     Args:
         context (BlockContext): Sizes of the host transformer.
     """
-    SITES = ('mlp_in', 'mlp_out')
-
-    @staticmethod
-    def widths(context: BlockContext):
-        return context.mlp_dims, context.embed_dims
+    SITES = (('mlp_in', 'mlp_dims', 1), ('mlp_out', 'embed_dims', 1))
 
 
 @MODELS.register_module()
@@ -78,11 +69,7 @@ class SSFLayerNorm(_SSF):
     Args:
         context (BlockContext): Sizes of the host transformer.
     """
-    SITES = ('ln_1', 'ln_2')
-
-    @staticmethod
-    def widths(context: BlockContext):
-        return context.embed_dims, context.embed_dims
+    SITES = (('ln_1', 'embed_dims', 1), ('ln_2', 'embed_dims', 1))
 
 
 @MODELS.register_module()

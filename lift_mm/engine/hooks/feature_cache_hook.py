@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mmpretrain.registry import HOOKS
-from ..datasets.cached_features import CachedFeatureDataset, extract_features, feature_cache_key
-from ..models.classifiers import FeatureClassifier
+from ...datasets.cached_features import CachedFeatureDataset, extract_features, feature_cache_key
+from ...models.classifiers import FeatureClassifier
 
 __all__ = ['FeatureCacheHook']
 
