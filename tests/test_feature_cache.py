@@ -15,7 +15,7 @@ from torch import distributed
 from torch import multiprocessing
 
 import lift_mm  # noqa: F401
-from lift_mm.datasets import CachedFeatureDataset, extract_features, feature_cache_key
+from lift_mm.datasets import CachedFeatureDataset, cached_features, extract_features, feature_cache_key
 from lift_mm.engine import FeatureCacheHook
 from lift_mm.engine.hooks import feature_cache_hook
 from lift_mm.models.classifiers import FeatureClassifier
@@ -118,6 +118,19 @@ def test_extracted_features_are_the_encoders_and_survive_a_round_trip(cfg, data_
     loaded = CachedFeatureDataset.load(str(tmp_path / 'cache.pth'), key='abc')
     assert torch.equal(loaded.features, cached.features) and torch.equal(loaded.labels, cached.labels)
     assert CachedFeatureDataset.load(str(tmp_path / 'cache.pth'), key='other') is None
+
+
+def test_extraction_takes_any_encoder_and_refuses_more_processes_than_samples(cfg, data_root, monkeypatch):
+    model = build_model(cfg)
+    dataset = torch.utils.data.Subset(build_dataset(cfg, data_root), [4, 0, 7])
+    doubled = extract_features(model, dataset, batch_size=2, progress=False,
+                               encode=lambda inputs: 2 * model.extract_feat(inputs)[-1])
+    plain = extract_features(model, dataset, batch_size=2, progress=False)
+    torch.testing.assert_close(doubled.features, 2 * plain.features)
+    assert doubled.labels.tolist() == [dataset[i]['data_samples'].gt_label.item() for i in range(3)]
+    monkeypatch.setattr(cached_features, 'get_dist_info', lambda: (0, 4))
+    with pytest.raises(ValueError, match='3 samples cannot be shared among 4 processes'):
+        extract_features(model, dataset, batch_size=2, progress=False)
 
 
 def test_cache_key_changes_with_weights_preprocessing_pipeline_and_images(cfg, data_root):

@@ -1,3 +1,4 @@
+from .cached_features import CachedFeatureDataset, extract_features, feature_cache_key
 from .cifar100_lt import CIFAR100LT, select_long_tail_indices
 from .imagenet_lt import ImageNetLT
 from .inaturalist2018 import INaturalist2018
@@ -7,15 +8,10 @@ from .long_tail_groups import GROUP_NAMES, long_tail_groups
 from .long_tail_sizes import exponential_class_sizes
 from .places_lt import PlacesLT
 from .synthetic_long_tail import SyntheticLongTail
+from .transforms import MultiViewCrop
 
 __all__ = [
-    'CIFAR100LT', 'GROUP_NAMES', 'INaturalist2018', 'ImageNetLT',
-    'LongTailBenchmark', 'LongTailDataset', 'PlacesLT', 'SyntheticLongTail',
-    'exponential_class_sizes', 'long_tail_groups', 'select_long_tail_indices'
+    'CIFAR100LT', 'CachedFeatureDataset', 'GROUP_NAMES', 'INaturalist2018', 'ImageNetLT', 'LongTailBenchmark',
+    'LongTailDataset', 'MultiViewCrop', 'PlacesLT', 'SyntheticLongTail', 'exponential_class_sizes',
+    'extract_features', 'feature_cache_key', 'long_tail_groups', 'select_long_tail_indices'
 ]
-from .transforms import MultiViewCrop  # noqa: E402
-
-__all__ += ['MultiViewCrop']
-from .cached_features import CachedFeatureDataset, extract_features, feature_cache_key  # noqa: E402
-
-__all__ += ['CachedFeatureDataset', 'extract_features', 'feature_cache_key']

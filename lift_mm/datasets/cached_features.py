@@ -3,7 +3,7 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -149,12 +149,13 @@ def extract_features(model: nn.Module,
                      dataset: Dataset,
                      batch_size: int,
                      num_workers: int = 0,
-                     progress: bool = True) -> CachedFeatureDataset:
+                     progress: bool = True,
+                     encode: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> CachedFeatureDataset:
     """Run every sample of ``dataset`` through the model's data preprocessor and encoder once.
 
-    The features are the last output of ``model.extract_feat`` in eval mode, what a head receives. Under data
-    parallelism each process encodes every ``world_size``-th sample (from its rank on) and the shards are gathered,
-    so every process returns all features, in dataset order.
+    The features are the last output of ``model.extract_feat`` in eval mode, what a head receives, unless
+    ``encode`` says otherwise. Under data parallelism each process encodes every ``world_size``-th sample (from
+    its rank on) and the shards are gathered, so every process returns all features, in dataset order.
 
     Args:
         model (nn.Module): The classifier, not wrapped in DDP.
@@ -162,11 +163,17 @@ def extract_features(model: nn.Module,
         batch_size (int): Images per forward pass.
         num_workers (int): Data loading workers. Defaults to 0.
         progress (bool): Show a progress bar on rank 0. Defaults to True.
+        encode (Callable, optional): Maps a batch of preprocessed images to features of shape (B, C). Defaults
+            to None, the last output of ``model.extract_feat``.
 
     Returns:
         CachedFeatureDataset: Features and labels of all samples, with the dataset's metainfo.
     """
     rank, world_size = get_dist_info()
+    if len(dataset) < world_size:
+        # A process without samples could not tell the others the width of the features.
+        raise ValueError(f'extract_features: {len(dataset)} samples cannot be shared among {world_size} processes; '
+                         'encode them with fewer processes.')
     indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=pseudo_collate)
@@ -177,7 +184,8 @@ def extract_features(model: nn.Module,
     try:
         for batch in loader:
             data = model.data_preprocessor(batch, False)
-            features.append(model.extract_feat(data['inputs'])[-1].cpu())
+            inputs = data['inputs']
+            features.append((model.extract_feat(inputs)[-1] if encode is None else encode(inputs)).cpu())
             labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]).cpu())
             if bar is not None:
                 bar.update(len(labels[-1]))

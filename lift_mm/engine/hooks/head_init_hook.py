@@ -4,16 +4,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.dataset import pseudo_collate
-from mmengine.dist import all_gather, all_reduce, broadcast, get_dist_info
+from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.utils import ProgressBar
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
+from ...datasets.cached_features import extract_features
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
 
 METHODS = ('class_mean', 'linear_probe')
@@ -153,66 +152,37 @@ class HeadInitHook(Hook):
                 return backbone.to(model.head.weight.device).eval()
         return model.backbone
 
-    @torch.no_grad()
-    def _features(self, model: nn.Module, backbone: nn.Module, loader: DataLoader, num_images: int,
-                  show_progress: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-        device = model.head.weight.device
-        features = [torch.zeros(0, model.head.in_channels, device=device)]
-        labels = [torch.zeros(0, dtype=torch.long, device=device)]
-        progress = ProgressBar(num_images) if show_progress else None
-        for batch in loader:
-            data = model.data_preprocessor(batch, False)
-            feats = backbone(data['inputs'])
-            if model.with_neck:
-                feats = model.neck(feats)
-            features.append(model.head.pre_logits(feats).float())
-            labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]).to(device))
-            if progress is not None:
-                progress.update(len(data['inputs']))
-        if progress is not None:
-            progress.file.write('\n')
-        return torch.cat(features), torch.cat(labels)
-
     def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
         cfg = runner.cfg
-        rank, world_size = get_dist_info()
         dataset = DATASETS.build(self._dataset_cfg(cfg))
         indices = self._indices(dataset, runner.seed if self.seed is None else self.seed)
-        loader = DataLoader(
-            Subset(dataset, indices[rank::world_size]),
-            batch_size=self.batch_size or cfg.test_dataloader.batch_size,
-            num_workers=cfg.test_dataloader.get('num_workers', 0) if self.num_workers is None else self.num_workers,
-            collate_fn=pseudo_collate)
         backbone = self._frozen_backbone(cfg, model)
+
+        def encode(inputs: torch.Tensor) -> torch.Tensor:
+            feats = backbone(inputs)
+            return model.head.pre_logits(model.neck(feats) if model.with_neck else feats).float()
+
         runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
-        features, labels = self._features(model, backbone, loader, len(indices[rank::world_size]), rank == 0)
+        extracted = extract_features(
+            model, Subset(dataset, indices), encode=encode,
+            batch_size=self.batch_size or cfg.test_dataloader.batch_size,
+            num_workers=cfg.test_dataloader.get('num_workers', 0) if self.num_workers is None else self.num_workers)
         del backbone
+        device = model.head.weight.device
+        features, labels = extracted.features.to(device), extracted.labels.to(device)
 
         num_classes = model.head.num_classes
         counts = torch.bincount(labels, minlength=num_classes).float()
-        all_reduce(counts)
         missing = (counts == 0).nonzero().flatten().tolist()
         if missing:
             raise ValueError(f'HeadInitHook: no training images of classes {missing[:10]} ({len(missing)} in all); '
                              f'{self.method} needs every class.')
         if self.method == 'class_mean':
             sums = features.new_zeros(num_classes, features.shape[1]).index_add_(0, labels, features)
-            all_reduce(sums)
             weights = F.normalize(sums / counts[:, None], dim=-1)
         else:
-            features, labels = self._gather(features, labels, [len(indices[r::world_size]) for r in range(world_size)])
             weights = F.normalize(fit_balanced_logistic_regression(features, labels, num_classes,
                                                                    **self.linear_probe)[0], dim=-1)
         # Every process must start from the same weights (DDP synchronised the parameters before this hook).
         broadcast(weights, src=0)
         return weights, len(indices)
-
-    @staticmethod
-    def _gather(features: torch.Tensor, labels: torch.Tensor,
-                sizes: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """All processes' features and labels; shards differ in length, so they travel padded."""
-        padding = max(sizes) - len(labels)
-        features = torch.cat([features, features.new_zeros(padding, features.shape[1])])
-        labels = torch.cat([labels, labels.new_zeros(padding)])
-        return (torch.cat([part[:size] for part, size in zip(all_gather(features), sizes)]),
-                torch.cat([part[:size] for part, size in zip(all_gather(labels), sizes)]))
