@@ -65,12 +65,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tool_environment(**variables: str) -> Dict[str, str]:
+    """Environment of a tool run by a test, one thread per process; the ``python`` of the launch scripts
+    (``tools/dist_train.sh``, ...) is the interpreter running the tests, even in a virtual environment that is
+    not activated."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])
+    return {**os.environ, 'PATH': path, 'OMP_NUM_THREADS': '1', **variables}
+
+
 def run_tool(args: Sequence[str], work_dir, data_root, options: Sequence[str] = (), env=None) -> str:
     """Run a tool of the repository on the demo data; returns its output (stdout and stderr)."""
     command = [*args, '--work-dir', str(work_dir), '--cfg-options',
                *(f'{key}={value}' for key, value in data_options(data_root).items()), *options]
-    environment = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=environment)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=tool_environment(**(env or {})))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 

@@ -1,12 +1,10 @@
 """The demo through the user-facing tools: train, test, resume, load_from, 2-process DDP and the inferencer."""
-import os
 import re
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from demo_runs import free_port, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = 'configs/lift/lift_demo.py'
@@ -14,18 +12,6 @@ METRIC = re.compile(r'long_tail/top1: ([\d.]+)\s+long_tail/top5: [\d.]+\s+long_t
                     r'long_tail/medium: ([\d.]+)\s+long_tail/few: ([\d.]+)')
 
 pytestmark = pytest.mark.slow
-
-
-def data_options(data_root):
-    return [f'{loader}.dataset.data_root={data_root}' for loader in
-            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-
-
-def run_tool(args, work_dir, data_root, extra_options=(), env=None):
-    command = [*args, '--work-dir', str(work_dir), '--cfg-options', *data_options(data_root), *extra_options]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
 
 
 def metrics(log):
@@ -84,12 +70,6 @@ def test_inferencer_classifies_an_image_file(trained):
     result = inferencer(str(image))[0]
     assert result['pred_class'] in cfg.classnames
     assert 0 <= result['pred_label'] < 10
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_two_process_cpu_training_with_dist_train(trained):

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import torch
 import lift_mm  # noqa: F401  (allow-lists MMEngine checkpoints for weights-only loading)
 from lift_mm.datasets import SyntheticLongTail
 from lift_mm.models.utils import build_open_clip, fingerprint, fingerprint_hex
+from demo_runs import free_port, tool_environment
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'configs/lift/lift_demo.py'
 # One thread per process: runs share 2 cores with their data-loader workers (and DDP ranks), and OpenMP threads
 # spinning on busy cores roughly doubled the CPU time of these small runs.
-ENV = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+ENV = tool_environment(PYTHONUNBUFFERED='1')
 RUN_TIMEOUT = 600
 # The metrics line of a validation or test run, e.g. "Epoch(val) [2][7/7]    long_tail/top1: 45.0000 ...".
 METRICS = re.compile(r'\((?:val|test)\) \[[\d\[\]/ ]+\]\s+(long_tail/top1: .*?)\s+data_time')
@@ -58,12 +58,6 @@ LOOPS = dict(
 # epoch 1); at iteration 18, the 3rd of epoch 2 (one process) or the 2nd of epoch 3 (two processes), after the
 # checkpoint of iteration 14 (iteration-based: the run resumes there, mid-epoch).
 KILL_AT = dict(epoch=r'Epoch\(train\)\s*\[2\]\[\s*5/', iter=r'Iter\(train\)\s*\[\s*18/24\]')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def train_command(config: Path, work_dir: Path, data_root: Path, procs: int = 1, options: Sequence[str] = (),
