@@ -2,12 +2,12 @@
 import copy
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from demo_runs import free_port
 import torch
 from mmengine.config import Config
 from mmengine.dataset import RepeatDataset
@@ -192,12 +192,6 @@ def test_hook_refuses_what_it_cannot_cache(cfg, data_root):
         feature_cache_hook.default_pipeline(Config(dict(test_dataloader=None)))
     with pytest.raises(TypeError, match='RepeatDataset'):
         feature_cache_hook.with_pipeline(RepeatDataset(build_dataset(cfg, data_root), times=2), cfg.test_pipeline)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def extract_in_process_group(rank, world_size, port, data_root, out_file):

@@ -3,10 +3,10 @@ import json
 import logging
 import math
 import os
-import socket
 import statistics
 
 import pytest
+from demo_runs import free_port
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
@@ -290,12 +290,6 @@ def test_constructor_validates_arguments(kwargs, match):
 # ---------------------------------------------------------------- distributed
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _dist_worker(rank, world_size, port, samples, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group(
@@ -326,7 +320,7 @@ def test_two_processes_match_one_process(tmp_path, num_samples):
 
     mp.spawn(
         _dist_worker,
-        args=(2, _free_port(), samples, str(tmp_path)),
+        args=(2, free_port(), samples, str(tmp_path)),
         nprocs=2,
         join=True)
     for rank in range(2):
