@@ -175,6 +175,11 @@ def build_from(root, **kwargs):
     (['val/a.jpg 0', 'val/b.jpg 1', 'val/a.jpg 2'],
      r"line 3: the image 'val/a.jpg' is listed again \(first on line 1\)"),
     (['/abs/a.jpg 0'], r'line 1: the image path .* is absolute'),
+    (['val/a.jpg 0', '../a.jpg 1'],
+     r"line 2: the image path '../a.jpg' leaves data_root/data_prefix "
+     r'through "\.\."'),
+    (['val/../../a.jpg 0'],
+     r"line 1: the image path 'val/../../a.jpg' leaves data_root/data_prefix"),
 ])
 def test_dataset_rejects_malformed_annotation_lines(tmp_path, val_lines,
                                                      match):
@@ -182,6 +187,43 @@ def test_dataset_rejects_malformed_annotation_lines(tmp_path, val_lines,
     with pytest.raises(ValueError, match=match) as err:
         build_from(root)
     assert str(root / 'val.txt') in str(err.value)
+
+
+def test_dataset_accepts_paths_that_stay_inside_the_image_folder(tmp_path):
+    root = write_lt(tmp_path / 'lt', val=['val/x/../a.jpg 0', './val/b.jpg 1'])
+    dataset = build_from(root)
+    assert [dataset.get_data_info(i)['img_path'] for i in range(2)] == [
+        osp.join(str(root), 'val/x/../a.jpg'),
+        osp.join(str(root), './val/b.jpg')
+    ]
+
+
+def test_dataset_reads_files_with_a_utf8_byte_order_mark(tmp_path):
+    root = write_lt(tmp_path / 'lt')
+    for name in ('val.txt', 'train.txt', 'classnames.txt'):
+        text = (root / name).read_text(encoding='utf-8')
+        (root / name).write_bytes(b'\xef\xbb\xbf' + text.encode('utf-8'))
+    dataset = build_from(root)
+    assert dataset.get_data_info(0)['img_path'] == osp.join(
+        str(root), 'val/c0/0.jpg')
+    assert dataset.metainfo['classes'][0] == 'tench'
+    assert dataset.metainfo['class_counts'] == (5, 3, 2, 1)
+
+
+@pytest.mark.parametrize('name,what', [('val.txt', 'annotation file'),
+                                       ('classnames.txt', 'class-name file')])
+def test_dataset_names_file_line_and_encoding_of_non_utf8_text(
+        tmp_path, name, what):
+    root = write_lt(tmp_path / 'lt')
+    lines = (root / name).read_text(encoding='utf-8').splitlines()
+    lines[2] += '\xe7'  # 'ç', one byte in Latin-1
+    (root / name).write_bytes('\n'.join(lines).encode('latin-1'))
+    with pytest.raises(
+            ValueError,
+            match=rf"{name}, line 3: the {what} is not valid UTF-8 "
+            r"\(invalid continuation byte at byte \d+: b'\\xe7'\). Save it as "
+            'UTF-8'):
+        build_from(root)
 
 
 def test_dataset_rejects_empty_annotation_file(tmp_path):
@@ -511,6 +553,15 @@ def test_inaturalist_rejects_bad_categories(tmp_path, categories, match):
     with pytest.raises(ValueError, match=match) as err:
         DATASETS.build(dict(type='INaturalist2018', data_root=str(root)))
     assert 'categories.json' in str(err.value)
+
+
+def test_inaturalist_reads_categories_with_a_byte_order_mark(tmp_path):
+    root = write_inat(tmp_path / 'inat', [])
+    (root / 'categories.json').write_bytes(b'\xef\xbb\xbf' + json.dumps(
+        [dict(id=i, name=f'species {i}') for i in range(3)]).encode('utf-8'))
+    dataset = DATASETS.build(dict(type='INaturalist2018', data_root=str(root)))
+    assert dataset.metainfo['classes'] == ('species 0', 'species 1',
+                                           'species 2')
 
 
 def test_inaturalist_rejects_invalid_json(tmp_path):

@@ -8,10 +8,49 @@ wrong file (e.g. a val list given as the train list) rather than noise to skip.
 """
 import hashlib
 import json
+import os
 import os.path as osp
 from typing import List, Tuple
 
 import numpy as np
+
+# UTF-8; a byte-order mark at the start is dropped.
+TEXT_ENCODING = 'utf-8-sig'
+
+
+def read_text(path: str, what: str) -> str:
+    """Read a UTF-8 text file, with or without a byte-order mark.
+
+    Editors on Windows write a byte-order mark at the start of UTF-8 files;
+    read as part of the text it would become part of the first path or name.
+
+    Args:
+        path (str): File to read.
+        what (str): Description of the file for error messages, such as
+            ``'annotation file'``.
+
+    Returns:
+        str: The decoded text.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        ValueError: If the file is not valid UTF-8. The message names the
+            file, the line and the encoding expected.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path!r}. Check data_root '
+                                'and the file argument of the dataset config.')
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return data.decode(TEXT_ENCODING)
+    except UnicodeDecodeError as err:
+        lineno = data.count(b'\n', 0, err.start) + 1
+        raise ValueError(
+            f'{path}, line {lineno}: the {what} is not valid UTF-8 '
+            f'({err.reason} at byte {err.start}: '
+            f'{data[err.start:err.end]!r}). Save it as UTF-8, e.g. '
+            f'`iconv -f latin1 -t utf-8` for a Latin-1 file.') from None
 
 
 def read_lines(path: str, what: str) -> List[str]:
@@ -21,7 +60,7 @@ def read_lines(path: str, what: str) -> List[str]:
     are accepted; blank lines elsewhere are kept for the callers to reject.
 
     Args:
-        path (str): File to read.
+        path (str): File to read, UTF-8 (see :func:`read_text`).
         what (str): Description of the file for error messages, such as
             ``'annotation file'``.
 
@@ -30,12 +69,9 @@ def read_lines(path: str, what: str) -> List[str]:
 
     Raises:
         FileNotFoundError: If ``path`` is not a file.
+        ValueError: If the file is not valid UTF-8.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path!r}. Check data_root '
-                                'and the file argument of the dataset config.')
-    with open(path, encoding='utf-8') as f:
-        return f.read().rstrip().splitlines()
+    return read_text(path, what).rstrip().splitlines()
 
 
 def parse_annotation_file(path: str,
@@ -57,9 +93,10 @@ def parse_annotation_file(path: str,
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If a line is not exactly a relative path and a
-            non-negative integer, a label is out of range, or an image path
-            appears twice. The message names the file and line.
+        ValueError: If the file is not UTF-8, a line is not exactly a
+            relative path inside ``data_root/data_prefix`` and a non-negative
+            integer, a label is out of range, or an image path appears twice.
+            The message names the file and line.
     """
     paths: List[str] = []
     labels: List[int] = []
@@ -81,6 +118,12 @@ def parse_annotation_file(path: str,
                 f'{where}: the image path {img_path!r} is absolute; write it '
                 'relative to data_root/data_prefix (e.g. drop the leading '
                 '"/").')
+        if osp.normpath(img_path).split(os.sep)[0] == os.pardir:
+            raise ValueError(
+                f'{where}: the image path {img_path!r} leaves '
+                'data_root/data_prefix through "..". Write paths inside it, '
+                'or set data_root/data_prefix to a folder holding every '
+                'image.')
         label_id = int(label)
         if label_id >= num_classes:
             raise ValueError(
@@ -115,8 +158,9 @@ def parse_classnames_file(path: str) -> List[str]:
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If a line has no name after its key, a key repeats, or
-            the file is empty. The message names the file and line.
+        ValueError: If the file is not UTF-8, a line has no name after its
+            key, a key repeats, or the file is empty. The message names the
+            file and line.
     """
     names: List[str] = []
     first_line = {}
@@ -154,17 +198,14 @@ def parse_categories_json(path: str) -> List[str]:
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If the file is not such a list or the ids are not
-            exactly ``0 .. len - 1``. The message names the entry.
+        ValueError: If the file is not UTF-8 JSON, not such a list, or the
+            ids are not exactly ``0 .. len - 1``. The message names the
+            entry.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'categories file not found: {path!r}. Check '
-                                'data_root and the dataset config.')
-    with open(path, encoding='utf-8') as f:
-        try:
-            categories = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'{path}: not valid JSON ({err}).') from None
+    try:
+        categories = json.loads(read_text(path, 'categories file'))
+    except json.JSONDecodeError as err:
+        raise ValueError(f'{path}: not valid JSON ({err}).') from None
     if not isinstance(categories, list) or not categories:
         raise ValueError(f'{path}: expected a non-empty JSON list of '
                          '{"id": ..., "name": ...} objects.')
