@@ -574,8 +574,36 @@ def test_inaturalist_rejects_invalid_json(tmp_path):
 # ---------------------------------------------------------------- CIFAR-100-LT
 
 
+class Python2Array:
+    """Pickles as numpy 1.x under Python 2 pickled arrays, the form of the
+    real archive: the image bytes as a str (read back with Latin-1)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __reduce__(self):
+        reconstruct, (cls, shape, _), state = self.array.__reduce__()
+        *header, raw = state
+        return reconstruct, (cls, shape, 'b'), (*header, raw.decode('latin1'))
+
+
+def dump_cifar_file(content: dict, path: Path, python2: bool) -> None:
+    if not python2:
+        with open(path, 'wb') as f:
+            pickle.dump(content, f)
+        return
+    content = {
+        key: Python2Array(value) if isinstance(value, np.ndarray) else value
+        for key, value in content.items()
+    }
+    # numpy 1.x named the module of _reconstruct numpy.core.multiarray.
+    data = pickle.dumps(content, protocol=2).replace(
+        b'cnumpy._core.multiarray\n', b'cnumpy.core.multiarray\n')
+    path.write_bytes(data)
+
+
 def write_cifar(root: Path, train_per_class: int, test_per_class: int,
-                seed: int = 1) -> Path:
+                seed: int = 1, python2: bool = False) -> Path:
     """Write a CIFAR-100 python archive with shuffled labels.
 
     Pixel (0, 0) and (0, 1) of the red channel hold the image index, so
@@ -590,11 +618,12 @@ def write_cifar(root: Path, train_per_class: int, test_per_class: int,
         data = np.zeros((labels.size, 3072), dtype=np.uint8)
         data[:, 0] = np.arange(labels.size) // 256
         data[:, 1] = np.arange(labels.size) % 256
-        with open(folder / split, 'wb') as f:
-            pickle.dump(dict(data=data, fine_labels=labels.tolist()), f)
-    with open(folder / 'meta', 'wb') as f:
-        pickle.dump(dict(fine_label_names=[f'name_{i}' for i in range(100)]),
-                    f)
+        dump_cifar_file(
+            dict(data=data, fine_labels=labels.tolist()), folder / split,
+            python2)
+    dump_cifar_file(
+        dict(fine_label_names=[f'name_{i}' for i in range(100)]),
+        folder / 'meta', python2)
     return root
 
 
@@ -717,6 +746,61 @@ def test_cifar100_lt_errors(tmp_path):
     with open(root / 'cifar-100-python' / 'train', 'wb') as f:
         pickle.dump(dict(data=np.zeros((3, 3072), np.uint8)), f)
     with pytest.raises(ValueError, match=r"train: missing \['fine_labels'\]"):
+        CIFAR100LT(str(root), imbalance_ratio=1)
+
+
+def test_cifar100_lt_reads_the_python2_archive_form(tmp_path):
+    root = write_cifar(tmp_path, 6, 2, python2=True)
+    assert b'cnumpy.core.multiarray\n_reconstruct' in (
+        root / 'cifar-100-python' / 'train').read_bytes()
+    dataset = CIFAR100LT(str(root), imbalance_ratio=1)
+    assert sorted(image_index(dataset.get_data_info(i)['img'])
+                  for i in range(600)) == list(range(600))
+    assert dataset.metainfo['classes'][99] == 'name_99'
+
+
+class CreatesMarker:
+    """Unpickling this creates the file ``path``, as a crafted archive
+    could run any code."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+@pytest.mark.parametrize('part', ['meta', 'train'])
+def test_cifar100_lt_refuses_an_archive_that_would_run_code(tmp_path, part):
+    root = write_cifar(tmp_path / 'data', 6, 2)
+    marker = tmp_path / 'code_ran'
+    path = root / 'cifar-100-python' / part
+    with open(path, 'wb') as f:
+        pickle.dump(dict(data=np.zeros((600, 3072), np.uint8),
+                         fine_labels=CreatesMarker(marker),
+                         fine_label_names=CreatesMarker(marker)), f)
+    with pytest.raises(
+            pickle.UnpicklingError,
+            match=rf"cifar-100-python/{part} cannot be read as part of the "
+            r"CIFAR-100 python archive \(refused the global 'io.open', "
+            r'which reading the file would call: it is not on the allow-list\)'
+            r'. The archive holds only dicts, lists, strings and numpy arrays'):
+        CIFAR100LT(str(root), imbalance_ratio=1)
+    assert not marker.exists()
+
+
+def test_cifar100_lt_names_damaged_archive_files(tmp_path):
+    root = write_cifar(tmp_path, 6, 2)
+    path = root / 'cifar-100-python' / 'meta'
+    path.write_bytes(b'')
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r'cifar-100-python/meta cannot be read as part '
+                       r'of the CIFAR-100 python archive \(Ran out of input'):
+        CIFAR100LT(str(root), imbalance_ratio=1)
+    with open(path, 'wb') as f:
+        pickle.dump([f'name_{i}' for i in range(100)], f)
+    with pytest.raises(ValueError, match=r'cifar-100-python/meta: expected a '
+                       'dict, got list; is this the CIFAR-100 python archive'):
         CIFAR100LT(str(root), imbalance_ratio=1)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from ..utils.checkpoint_safety import AllowListUnpickler, numpy_safe_globals
 from .long_tail_sizes import exponential_class_sizes
 
 ARCHIVE_FOLDER = 'cifar-100-python'
@@ -54,8 +55,22 @@ def _load_pickle(path: str, keys: Sequence[str]) -> dict:
             f'archive (cifar-100-python.tar.gz) extracted into data_root '
             f'({root!r}) as {ARCHIVE_FOLDER}/train, {ARCHIVE_FOLDER}/test and '
             f'{ARCHIVE_FOLDER}/meta; nothing is downloaded.')
+    # The archive holds dicts, lists, strings and numpy arrays; a file that
+    # names any other global is not the archive and could run code.
     with open(path, 'rb') as f:
-        content = pickle.load(f, encoding='latin1')
+        try:
+            content = AllowListUnpickler(
+                f, numpy_safe_globals(), encoding='latin1').load()
+        except (pickle.UnpicklingError, EOFError) as err:
+            raise pickle.UnpicklingError(
+                f'{path} cannot be read as part of the CIFAR-100 python '
+                f'archive ({err}). The archive holds only dicts, lists, '
+                'strings and numpy arrays; extract cifar-100-python.tar.gz '
+                'again.') from None
+    if not isinstance(content, dict):
+        raise ValueError(f'{path}: expected a dict, got '
+                         f'{type(content).__name__}; is this the CIFAR-100 '
+                         'python archive?')
     missing = [key for key in keys if key not in content]
     if missing:
         raise ValueError(f'{path}: missing {missing}; is this the CIFAR-100 '
@@ -118,8 +133,15 @@ class CIFAR100LT(BaseDataset):
             Defaults to False.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`.
 
+    The archive files are pickles, read by an unpickler that builds only
+    dicts, lists, strings, numbers and numpy arrays, so a crafted file cannot
+    run code.
+
     Raises:
         FileNotFoundError: If the archive files are missing.
+        pickle.UnpicklingError: If an archive file is cut short or names
+            anything else to build (the message names the file and what it
+            names).
         ValueError: If an argument is invalid or the archive is malformed.
     """
 

@@ -15,9 +15,12 @@ and allow-listed globals, so a checkpoint cannot run code when loaded. MMEngine 
 :func:`register_checkpoint_safe_globals` allow-lists exactly these, keeping weights-only loading on. Real
 ``getattr`` would let a crafted file reach any attribute (and through it any function), so ``builtins.getattr`` is
 mapped to a stand-in that only returns HistoryBuffer's four statistics methods and refuses everything else.
+
+Plain pickles that users bring (the CIFAR-100 python archive) are read by :class:`AllowListUnpickler` with an
+allow-list in the same form, such as :func:`numpy_safe_globals`.
 """
 import pickle
-from typing import Callable, List, Tuple, Union
+from typing import IO, Callable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,8 +54,8 @@ def history_buffer_getattr(obj: object, name: str) -> Callable:
         f'getattr(HistoryBuffer, name) for name in {_HISTORY_BUFFER_STATISTICS}, as MMEngine checkpoints need.')
 
 
-def checkpoint_safe_globals() -> List[SafeGlobal]:
-    """The globals MMEngine checkpoints need, in the form ``torch.serialization.add_safe_globals`` takes.
+def numpy_safe_globals() -> List[SafeGlobal]:
+    """The globals that numpy arrays, scalars and dtypes of the allow-listed dtypes pickle with.
 
     Returns:
         list: Callables, or ``(callable, 'module.name')`` pairs for the names under which pickles refer to them.
@@ -62,8 +65,6 @@ def checkpoint_safe_globals() -> List[SafeGlobal]:
     scalar = np.float64(0).__reduce__()[0]
     dtype_classes = sorted({type(np.dtype(code)) for code in _NUMPY_DTYPE_CODES}, key=lambda cls: cls.__name__)
     return [
-        HistoryBuffer,
-        (history_buffer_getattr, 'builtins.getattr'),
         # numpy arrays pickle as _reconstruct(ndarray, shape, dtype) and then ndarray.__setstate__; numpy >= 2
         # names the module numpy._core.multiarray, older numpy numpy.core.multiarray, and files of both exist.
         np.ndarray,
@@ -75,6 +76,45 @@ def checkpoint_safe_globals() -> List[SafeGlobal]:
         np.dtype,
         *dtype_classes,
     ]
+
+
+def checkpoint_safe_globals() -> List[SafeGlobal]:
+    """The globals MMEngine checkpoints need, in the form ``torch.serialization.add_safe_globals`` takes.
+
+    Returns:
+        list: Callables, or ``(callable, 'module.name')`` pairs for the names under which pickles refer to them.
+    """
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'), *numpy_safe_globals()]
+
+
+class AllowListUnpickler(pickle.Unpickler):
+    """An unpickler that builds only allow-listed globals, for plain pickle files a user brings.
+
+    Building an object from a pickle calls the globals the file names, so reading an unchecked file can run any
+    code. This one resolves only the globals of ``safe_globals`` (named as pickles name them, like torch's
+    weights-only loading) and raises :class:`pickle.UnpicklingError` naming any other; containers, strings, bytes
+    and numbers need no global.
+
+    Args:
+        file (IO[bytes]): The open pickle file.
+        safe_globals (Sequence): Callables, or ``(callable, 'module.name')`` pairs, as returned by
+            :func:`numpy_safe_globals`.
+        **kwargs: Other arguments of :class:`pickle.Unpickler`, such as ``encoding``.
+    """
+
+    def __init__(self, file: IO[bytes], safe_globals: Sequence[SafeGlobal], **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self.safe_globals = dict(
+            (entry[1], entry[0]) if isinstance(entry, tuple) else (f'{entry.__module__}.{entry.__qualname__}', entry)
+            for entry in safe_globals)
+
+    def find_class(self, module: str, name: str) -> Callable:
+        """The allow-listed global ``module.name``; refuses any other."""
+        qualified = f'{module}.{name}'
+        if qualified not in self.safe_globals:
+            raise pickle.UnpicklingError(f'refused the global {qualified!r}, which reading the file would call: it '
+                                         'is not on the allow-list')
+        return self.safe_globals[qualified]
 
 
 def register_checkpoint_safe_globals() -> None:
