@@ -58,6 +58,15 @@ def test_ssf_scales_and_shifts_the_pooled_feature(rn_file):
         torch.testing.assert_close(backbone(images)[0], rn_file[1].visual(images) * ssf.scale + ssf.shift)
 
 
+def test_options_given_by_name_and_keys_they_do_not_take(rn_file):
+    backbone = MODELS.build(dict(type='CLIPResNet', arch=dict(TINY_RN), pretrained=rn_file[0],
+                                 light_modules=['SSFOutput', dict(type='BitFit')]))
+    assert list(backbone.light_modules) == ['SSFOutput', 'BitFit']
+    with pytest.raises(TypeError, match=r"BitFit in `light_modules` does not take \['blocks'\]; it takes \['type'\]"):
+        MODELS.build(dict(type='CLIPResNet', arch=dict(TINY_RN), pretrained=rn_file[0],
+                          light_modules=[dict(type='BitFit', blocks=2)]))
+
+
 def test_unsupported_kind_is_named(rn_file):
     with pytest.raises(KeyError, match="'AdaptFormer' is not supported on CLIP ResNets.*BitFit"):
         build(rn_file, ['AdaptFormer'])

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'configs/lift/lift_demo.py'
@@ -30,6 +32,9 @@ def train(tool, monkeypatch, tmp_path, data_root, *options):
 @pytest.mark.parametrize('options, error, match', [
     (['model.backbone.light_modules.0.type=NoSuchModule'], KeyError,
      r"Unknown light module type 'NoSuchModule' in `light_modules`; registered light modules: \[.*'AdaptFormer'"),
+    (['model.backbone.light_modules.0.type=VPTDeep'], TypeError,
+     r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes \['type', 'blocks', 'length'\]\. .* "
+     r'--cfg-options model\.backbone\.light_modules=\[VPTDeep\]'),
     (['model.backbone.light_modules.0.bottleneck=65'], ValueError,
      r"AdaptFormer: `bottleneck`=65 must be 'auto' or an int in \[1, 64\] \(the width of the model\)"),
     (['model.backbone.light_modules.0.blocks=[1,3]'], ValueError,
@@ -45,14 +50,23 @@ def train(tool, monkeypatch, tmp_path, data_root, *options):
      r"\[.*'openai'"),
     (['model.backbone.pretrained=/no/such/dir/ViT-B-16.pt'], FileNotFoundError,
      r"`pretrained`='/no/such/dir/ViT-B-16.pt': no such checkpoint file"),
-], ids=['light-module-name', 'bottleneck', 'block-range', 'last-blocks', 'classnames-count', 'pretrained-tag',
-        'pretrained-tag-of-named-arch', 'pretrained-file'])
+], ids=['light-module-name', 'switched-light-module-keeps-keys', 'bottleneck', 'block-range', 'last-blocks',
+        'classnames-count', 'pretrained-tag', 'pretrained-tag-of-named-arch', 'pretrained-file'])
 def test_bad_model_config_fails_when_the_model_is_built(options, error, match, train_tool, monkeypatch, tmp_path):
     data_root = tmp_path / 'data'
     with pytest.raises(error, match=match):
         train(train_tool, monkeypatch, tmp_path, data_root, *options)
     # The demo data is generated when the dataset is first built: it was not.
     assert not data_root.exists()
+
+
+def test_a_light_module_is_switched_from_the_command_line(train_tool, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['train.py', str(DEMO), '--cfg-options',
+                                      'model.backbone.light_modules=[VPTDeep,LoRA]'])
+    cfg = train_tool.merge_args(Config.fromfile(str(DEMO)), train_tool.parse_args())
+    assert cfg.model.backbone.light_modules == ['VPTDeep', 'LoRA']
+    backbone = MODELS.build(cfg.model.backbone)
+    assert [list(block.light_modules) for block in backbone.visual.transformer.resblocks] == [['VPTDeep', 'LoRA']] * 2
 
 
 @pytest.mark.slow

@@ -1,14 +1,17 @@
 """Each light module against its formula, written out here with plain tensor algebra."""
 import copy
 import math
+import re
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
+from lift_mm.models.peft import LightModule, check_light_module_keys
 
 WIDTH, HEADS, TOKENS = 64, 2, 17
 
@@ -230,3 +233,73 @@ def test_zero_initialised_modules_start_as_the_frozen_model(clip_file, kind):
     with torch.no_grad():
         torch.testing.assert_close(fresh(images)[0], plain(images)[0])
     assert copy.deepcopy(fresh)(images)[0].shape == (2, WIDTH)
+
+
+# Bad light-module configs: errors name the kind, the key and what it takes.
+
+
+def test_a_key_the_kind_does_not_take_is_named_with_the_keys_it_takes(clip_file):
+    # What --cfg-options model.backbone.light_modules.0.type=VPTDeep leaves of LIFT's AdaptFormer entry.
+    with pytest.raises(TypeError, match=r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes "
+                       r"\['type', 'blocks', 'length'\]\. An entry whose `type` was changed .* give the whole list "
+                       r'instead, as in --cfg-options model\.backbone\.light_modules=\[VPTDeep\]'):
+        build(clip_file, [dict(type='VPTDeep', bottleneck='auto')])
+    with pytest.raises(TypeError, match=r"SparseTuning in `light_modules` does not take \['rank', 'bottleneck'\]; "
+                       r"it takes \['type', 'blocks', 'ratio', 'seed'\]"):
+        build(clip_file, [dict(type='SparseTuning', rank=4, bottleneck=8)])
+
+
+def test_a_kind_given_by_name_takes_its_defaults(clip_file):
+    by_name = build(clip_file, ['VPTDeep', 'AdaptFormer'])
+    by_dict = build(clip_file, [dict(type='VPTDeep'), dict(type='AdaptFormer')])
+    for block, reference in zip(by_name.visual.transformer.resblocks, by_dict.visual.transformer.resblocks):
+        assert {name: tuple(p.shape) for name, p in block.light_modules.named_parameters()} == \
+            {name: tuple(p.shape) for name, p in reference.light_modules.named_parameters()}
+    assert by_name.visual.transformer.resblocks[0].light_modules['VPTDeep'].prompt.shape == (10, WIDTH)
+    with pytest.raises(TypeError, match=r'`light_modules` entries must be dicts with a `type`, or names of light '
+                       r'modules; got 3'):
+        build(clip_file, [3])
+
+
+@pytest.mark.parametrize('blocks', [[0, 1, 2], [0.5, 2], '12', True, (1, False)])
+def test_blocks_of_another_form_are_named_with_what_blocks_accepts(clip_file, blocks):
+    with pytest.raises(ValueError, match=rf"AdaptFormer: `blocks`={re.escape(repr(blocks))} must be None \(every "
+                       r'block\), an int k \(the last k blocks, 1 <= k <= 2\) or a range \[start, end\) of two ints '
+                       r'with 0 <= start < end <= 2\.'):
+        build(clip_file, [dict(type='AdaptFormer', blocks=blocks)])
+
+
+@pytest.mark.parametrize('bottleneck', [True, '12', 2.0])
+def test_a_bottleneck_that_is_no_int_is_named(clip_file, bottleneck):
+    with pytest.raises(ValueError, match=rf"AdaptFormer: `bottleneck`={re.escape(repr(bottleneck))} must be 'auto' "
+                       r'or an int in \[1, 64\] \(the width of the model\)'):
+        build(clip_file, [dict(type='AdaptFormer', bottleneck=bottleneck)])
+
+
+def test_an_auto_bottleneck_of_one_is_logged_once(clip_file, tmp_path):
+    log_file = tmp_path / 'build.log'
+    logger = MMLogger.get_instance(f'auto-bottleneck-{tmp_path.name}', log_file=str(log_file))
+    # 2 ** floor(log2(K / 2L)) for L = 2 blocks: 1 below 8 classes (K = 7), 2 from 8 classes.
+    backbone = build(clip_file, [dict(type='AdaptFormer')], num_classes=7)
+    assert backbone.visual.transformer.resblocks[1].light_modules['AdaptFormer'].bottleneck.down_proj.out_features == 1
+    build(clip_file, [dict(type='AdaptFormer')], num_classes=8)
+    for handler in logger.handlers:
+        handler.flush()
+    lines = [line for line in log_file.read_text().splitlines() if "bottleneck='auto'" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith("WARNING - AdaptFormer: bottleneck='auto' is 1 for 7 classes and 2 blocks (LIFT's rule "
+                             '2 ** max(0, floor(log2(K / 2L))) gives 1 for fewer than 8 classes); set an integer '
+                             '`bottleneck` for a wider one.')
+
+
+def test_keys_of_kinds_that_take_any_keyword_are_left_to_the_kind():
+
+    class Forwarding(LightModule):
+
+        def __init__(self, context, **kwargs):
+            super().__init__()
+
+    check_light_module_keys(dict(type=Forwarding, anything=1), Forwarding, ('type', ))
+    with pytest.raises(TypeError, match=r"LoRA in `light_modules` does not take \['anything'\]; it takes \['type', "
+                       r"'bottleneck'\]"):
+        check_light_module_keys(dict(type='LoRA', anything=1), MODELS.get('LoRA'), ('type', ))

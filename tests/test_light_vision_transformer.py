@@ -60,9 +60,10 @@ def test_lora_reaches_the_fused_qkv_of_mmpretrain_attention(vit_checkpoint):
         torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_vpt_with_feature_map_output_is_rejected(vit_checkpoint):
+@pytest.mark.parametrize('light_modules', [[dict(type='VPTDeep')], ['LoRA', 'VPTShallow']])
+def test_vpt_with_feature_map_output_is_rejected(vit_checkpoint, light_modules):
     with pytest.raises(ValueError, match="out_type='cls_token' or 'raw'"):
-        build(vit_checkpoint, [dict(type='VPTDeep')], out_type='featmap')
+        build(vit_checkpoint, light_modules, out_type='featmap')
 
 
 def test_vpt_trains_and_class_token_output_keeps_shape(vit_checkpoint):

@@ -5,7 +5,8 @@ from torch import nn
 
 from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
-from ..peft import BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput
+from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
+                    light_module_cfg)
 from ..utils import CompactStateDict, build_open_clip
 
 # LIFT's light-weight options for CLIP ResNets.
@@ -28,7 +29,8 @@ class CLIPResNet(BaseBackbone):
             Defaults to ``'openai'``.
         quick_gelu (bool, optional): Override the automatic QuickGELU choice (it only affects the text tower of
             ResNet CLIPs). Defaults to None.
-        light_modules (Sequence[dict]): Configs of the options above. Defaults to ``[dict(type='BitFit')]``.
+        light_modules (Sequence[dict | str]): Configs of the options above, or their names. Defaults to
+            ``[dict(type='BitFit')]``.
         num_classes (int, optional): Number of classes (unused by these options; accepted for uniform configs).
             Defaults to None.
         compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
@@ -55,11 +57,12 @@ class CLIPResNet(BaseBackbone):
         context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,
                                num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
         self.light_modules = nn.ModuleDict()
-        for cfg in light_modules:
-            kind = MODELS.get(cfg.get('type'))
+        for entry in light_modules:
+            cfg, kind = light_module_cfg(entry)
             if kind not in SUPPORTED_KINDS:
-                raise KeyError(f'Light module {cfg.get("type")!r} is not supported on CLIP ResNets; use one of '
+                raise KeyError(f'Light module {kind.__name__!r} is not supported on CLIP ResNets; use one of '
                                f'{[k.__name__ for k in SUPPORTED_KINDS]}.')
+            check_light_module_keys(cfg, kind, ('type', ))
             module = MODELS.build(cfg, default_args=dict(context=context))
             self.light_modules[kind.__name__] = module
             for param in module.host_parameters(visual):

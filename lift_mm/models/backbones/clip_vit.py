@@ -24,8 +24,9 @@ class CLIPVisionTransformer(BaseBackbone):
         pretrained (str, optional): open_clip tag (``'openai'``) or local checkpoint path; None for fixed-seed
             random weights. Defaults to ``'openai'``.
         quick_gelu (bool, optional): Override the automatic QuickGELU choice. Defaults to None.
-        light_modules (Sequence[dict]): Configs of the light modules to inject, e.g.
-            ``[dict(type='AdaptFormer', bottleneck='auto', blocks=None)]``. Defaults to LIFT's AdaptFormer.
+        light_modules (Sequence[dict | str]): Configs of the light modules to inject, e.g.
+            ``[dict(type='AdaptFormer', bottleneck='auto', blocks=None)]``, or names of kinds for their defaults
+            (``['VPTDeep']``). Defaults to LIFT's AdaptFormer.
         num_classes (int, optional): Number of classes, for ``'auto'`` light-module sizes. Defaults to None.
         with_cp (bool): Recompute each block's activations in the backward pass instead of storing them
             (activation checkpointing), trading compute for memory. Defaults to False.

@@ -2,7 +2,7 @@ from typing import Optional, Sequence
 
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
-from ..peft import inject_light_modules
+from ..peft import VPTDeep, inject_light_modules, light_module_cfg
 from ..peft.mmpretrain_block import MMPretrainTunableBlock
 from ..utils import CompactStateDict
 
@@ -20,7 +20,7 @@ class LightVisionTransformer(VisionTransformer):
     and the light modules injected, so test runs and DDP see them.
 
     Args:
-        light_modules (Sequence[dict]): Light module configs, as for :class:`CLIPVisionTransformer`.
+        light_modules (Sequence[dict | str]): Light module configs, as for :class:`CLIPVisionTransformer`.
             Defaults to LIFT's AdaptFormer.
         num_classes (int, optional): Number of classes, for ``'auto'`` sizes. Defaults to None.
         compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
@@ -36,7 +36,8 @@ class LightVisionTransformer(VisionTransformer):
                  check_fingerprint: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if self.out_type in GRID_OUTPUTS and any('VPT' in str(cfg.get('type')) for cfg in light_modules):
+        if self.out_type in GRID_OUTPUTS and any(
+                issubclass(light_module_cfg(entry)[1], VPTDeep) for entry in light_modules):
             raise ValueError(f"Visual prompts need out_type='cls_token' or 'raw', not {self.out_type!r}: appended "
                              'prompt tokens cannot be read back as a feature map.')
         self.init_weights()

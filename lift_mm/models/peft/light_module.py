@@ -1,9 +1,11 @@
 """What every light-weight module shares: where it acts in a block and how big it is."""
+import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from torch import nn
 
 if TYPE_CHECKING:
@@ -62,10 +64,21 @@ def auto_bottleneck(context: BlockContext) -> int:
 
 
 def resolve_bottleneck(bottleneck: Union[int, str], context: BlockContext, kind: str) -> int:
-    """Turn a configured bottleneck (an int or ``'auto'``) into a checked width."""
+    """Turn a configured bottleneck (an int or ``'auto'``) into a checked width.
+
+    An ``'auto'`` width of 1 (fewer than ``4 L`` classes) is logged as a warning, which MMEngine's logger shows
+    once however many blocks it is resolved for.
+    """
     if bottleneck == 'auto':
-        return auto_bottleneck(context)
-    if not isinstance(bottleneck, int) or not 0 < bottleneck <= context.embed_dims:
+        width = auto_bottleneck(context)
+        if width == 1:
+            print_log(f"{kind}: bottleneck='auto' is 1 for {context.num_classes} classes and {context.num_layers} "
+                      "blocks (LIFT's rule 2 ** max(0, floor(log2(K / 2L))) gives 1 for fewer than "
+                      f'{4 * context.num_layers} classes); set an integer `bottleneck` for a wider one.',
+                      logger='current', level=logging.WARNING)
+        return width
+    # type() rather than isinstance(): True is an int to Python, never a width in a config.
+    if type(bottleneck) is not int or not 0 < bottleneck <= context.embed_dims:
         raise ValueError(f"{kind}: `bottleneck`={bottleneck!r} must be 'auto' or an int in "
                          f'[1, {context.embed_dims}] (the width of the model).')
     return bottleneck
