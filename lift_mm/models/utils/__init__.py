@@ -5,7 +5,7 @@ from .parameter_count import count_parameters, format_parameter_counts
 from .text_features import encode_class_prompts, to_image_feature_space
 
 __all__ = [
-    'FINGERPRINT_KEY', 'CompactStateDict', 'FrozenFoundationMixin', 'build_open_clip', 'build_tokenizer', 'count_parameters',
-    'encode_class_prompts', 'fingerprint', 'fingerprint_hex', 'format_parameter_counts', 'resolve_quick_gelu',
-    'to_image_feature_space'
+    'FINGERPRINT_KEY', 'CompactStateDict', 'FrozenFoundationMixin', 'build_open_clip', 'build_tokenizer',
+    'count_parameters', 'encode_class_prompts', 'fingerprint', 'fingerprint_hex', 'format_parameter_counts',
+    'resolve_quick_gelu', 'to_image_feature_space'
 ]
