@@ -112,6 +112,18 @@ def test_random_light_vit_keeps_its_frozen_weights_in_the_checkpoint(clip_file):
     restored.state_dict()  # the loaded weights are now the reference of the save check
 
 
+def test_frozen_weights_of_a_state_dict_without_fingerprint_become_the_foundation(clip_file, tmp_path):
+    other_file = save_open_clip_checkpoint(make_tiny_clip(seed=9), tmp_path / 'other.pt')
+    backbone, width = backbone_cfg('CLIPVisionTransformer', clip_file)
+    full = classifier({**backbone, 'compact_state_dict': False}, width).state_dict()
+    del full['backbone.foundation_fingerprint']
+    model = classifier({**backbone, 'pretrained': other_file}, width)
+    model.load_state_dict(full, strict=True)
+    torch.testing.assert_close(model.backbone.foundation_fingerprint,
+                               MODELS.build(backbone).foundation_fingerprint, rtol=0, atol=0)
+    model.state_dict()  # the loaded weights are now the reference of the save check
+
+
 def test_checkpoint_of_pretrained_light_vit_names_init_cfg_when_refused(clip_file, vit_file):
     state = classifier(*backbone_cfg('LightVisionTransformer', clip_file, vit_file)).state_dict()
     assert 'backbone.pos_embed' not in state

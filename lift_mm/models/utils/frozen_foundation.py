@@ -39,7 +39,8 @@ class FrozenFoundationMixin:
         # MMEngine sets ``_params_init_info`` on every submodule for the duration of an init_weights traversal.
         if not (self.is_init and hasattr(self, '_params_init_info')):
             return super().apply(fn)
-        initializer = fn.__qualname__.split('.<locals>')[0].split('.')[0]
+        # MMEngine's initialisers apply a closure defined in their __call__: name the initialiser class.
+        initializer = getattr(fn, '__qualname__', type(fn).__name__).split('.')[0]
         reported = self.__dict__.setdefault('_skipped_initializers', set())
         if initializer not in reported:
             reported.add(initializer)
