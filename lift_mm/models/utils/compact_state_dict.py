@@ -74,7 +74,8 @@ def fingerprint_hex(value: torch.Tensor) -> str:
 
 def config_key(prefix: str, name: str) -> str:
     """The config key of the argument ``name`` of the module whose state-dict prefix is ``prefix``
-    (``'backbone.'`` gives ``model.backbone.<name>``; test-time wrappers' ``module.`` is not part of it)."""
+    (``'backbone.'`` gives ``model.backbone.<name>``; test-time wrappers' ``module.`` is not part of it). A module
+    loaded on its own (empty prefix) is taken to be the backbone."""
     prefix = re.sub(r'^(module\.)+', '', prefix)
     return f'model.{prefix}{name}' if prefix else f'model.backbone.{name}'
 
