@@ -7,14 +7,14 @@ from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
                     light_module_cfg)
-from ..utils import CompactStateDict, build_open_clip
+from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
 
 
 @MODELS.register_module()
-class CLIPResNet(BaseBackbone):
+class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
     """CLIP's ResNet image encoder (open_clip ``RN50``, ``RN101``, ...), frozen, with LIFT's options for it.
 
     The output is the attention-pooled feature, already in CLIP's joint space (1024-d for RN50), so heads
@@ -35,7 +35,6 @@ class CLIPResNet(BaseBackbone):
             Defaults to None.
         compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
         check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def __init__(self,
@@ -45,9 +44,8 @@ class CLIPResNet(BaseBackbone):
                  light_modules: Sequence[dict] = (dict(type='BitFit'), ),
                  num_classes: Optional[int] = None,
                  compact_state_dict: bool = True,
-                 check_fingerprint: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 check_fingerprint: bool = True) -> None:
+        super().__init__()
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
@@ -67,6 +65,7 @@ class CLIPResNet(BaseBackbone):
             self.light_modules[kind.__name__] = module
             for param in module.host_parameters(visual):
                 param.requires_grad_(True)
+        self.finish_construction(num_classes)
 
     def light_module_host(self) -> nn.Module:
         """The module whose weights light modules act on."""

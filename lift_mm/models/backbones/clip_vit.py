@@ -7,11 +7,11 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import CompactStateDict, build_open_clip
+from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip
 
 
 @MODELS.register_module()
-class CLIPVisionTransformer(BaseBackbone):
+class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
     """CLIP's image encoder (an open_clip ViT), frozen, with light modules injected into its blocks.
 
     The output is LIFT's feature: the class token after ``ln_post``, before CLIP's visual projection (768-d for
@@ -35,7 +35,6 @@ class CLIPVisionTransformer(BaseBackbone):
         check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
         out_projected (bool): Output the feature after CLIP's visual projection, in the joint image-text space
             (zero-shot CLIP), instead of LIFT's pre-projection feature. Defaults to False.
-        init_cfg (dict, optional): Initialisation config of the light modules. Defaults to None.
     """
 
     def __init__(self,
@@ -47,9 +46,8 @@ class CLIPVisionTransformer(BaseBackbone):
                  with_cp: bool = False,
                  compact_state_dict: bool = True,
                  check_fingerprint: bool = True,
-                 out_projected: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 out_projected: bool = False) -> None:
+        super().__init__()
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
         if not hasattr(visual, 'transformer') or getattr(visual, 'attn_pool', None) is not None:
             raise ValueError(f'`arch`={arch!r} is not a plain CLIP ViT (class-token pooling, no attention '
@@ -63,6 +61,7 @@ class CLIPVisionTransformer(BaseBackbone):
         inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
                              num_tokens=visual.positional_embedding.shape[0],
                              patch_size=tuple(visual.conv1.kernel_size), num_classes=num_classes)
+        self.finish_construction(num_classes)
 
     @property
     def out_channels(self) -> int:
