@@ -12,7 +12,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,  # noqa: E402
                             resolve_auto_resume, setup_distributed_without_cuda)
 
 
@@ -74,7 +74,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    set_loader_options(cfg, not args.no_pin_memory, not args.no_persistent_workers)
+    set_loader_options(cfg, pin_memory_enabled(not args.no_pin_memory), not args.no_persistent_workers)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg

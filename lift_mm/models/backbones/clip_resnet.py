@@ -6,7 +6,7 @@ from torch import nn
 from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput
-from ..utils import CompactStateDict, build_open_clip
+from ..utils import CompactStateDict, build_open_clip, freeze
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
@@ -49,7 +49,7 @@ class CLIPResNet(BaseBackbone):
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
-        visual.requires_grad_(False)
+        freeze(visual)
         self.visual = visual
         CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,

@@ -4,7 +4,7 @@ from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
 from ..peft import inject_light_modules
 from ..peft.mmpretrain_block import MMPretrainTunableBlock
-from ..utils import CompactStateDict
+from ..utils import CompactStateDict, freeze
 
 # Output types that read the patch tokens back as a grid, which appended prompt tokens would break.
 GRID_OUTPUTS = ('featmap', 'avg_featmap')
@@ -40,7 +40,7 @@ class LightVisionTransformer(VisionTransformer):
             raise ValueError(f"Visual prompts need out_type='cls_token' or 'raw', not {self.out_type!r}: appended "
                              'prompt tokens cannot be read back as a feature map.')
         self.init_weights()
-        self.requires_grad_(False)
+        freeze(self)
         CompactStateDict(self, '', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         num_tokens = self.patch_resolution[0] * self.patch_resolution[1] + self.num_extra_tokens
         inject_light_modules(self.layers, light_modules, MMPretrainTunableBlock, num_tokens=num_tokens,
