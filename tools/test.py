@@ -20,7 +20,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for models that need no training, '
                         'such as zero-shot CLIP)')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
-    parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin memory in data loaders (pinned only on a machine with an accelerator)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time ensembling: wrap the model in the config\'s `tta_model` (default '
                         'AverageLogitsTTA, which averages logits) and test with its `tta_pipeline`')

@@ -28,7 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin memory in data loaders (pinned only on a machine with an accelerator)')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='do not keep validation and test data-loader workers alive between evaluations '
                         '(training workers always restart each epoch)')

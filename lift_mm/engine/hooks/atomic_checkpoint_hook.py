@@ -11,8 +11,8 @@ from ...utils import messages_dropped
 from ..checkpoint_files import ATOMIC_BACKEND, partial_files
 
 # What MMEngine's FileClient (and the HardDiskBackend it picks for local paths) logs when created.
-FILE_CLIENT_DEPRECATIONS = r'^("FileClient" will be deprecated in future|"HardDiskBackend" is the alias of "LocalBackend" ' \
-    r'and the former will be deprecated in future)'
+FILE_CLIENT_DEPRECATIONS = (r'^("FileClient" will be deprecated in future'
+                            r'|"HardDiskBackend" is the alias of "LocalBackend" and the former will be deprecated)')
 
 
 @HOOKS.register_module()
