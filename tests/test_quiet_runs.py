@@ -84,7 +84,8 @@ def test_optimizer_constructor_does_not_list_frozen_parameters(backbone, logger)
     model = MODELS.build(dict(backbone, light_modules=[dict(type='AdaptFormer', bottleneck=4)]))
     frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
     # mmpretrain's transformer schedules set a paramwise_cfg, which makes the constructor go through each parameter.
-    constructor = DefaultOptimWrapperConstructor(dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4)),
+    optimizer = dict(type='SGD', lr=0.1, weight_decay=1e-4)
+    constructor = DefaultOptimWrapperConstructor(dict(type='OptimWrapper', optimizer=optimizer),
                                                  paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
     wrapper = constructor(model)
     logger.warning('another warning')
