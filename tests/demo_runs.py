@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -21,6 +21,9 @@ from lift_mm.engine import setup_distributed_without_cuda
 REPO = Path(__file__).resolve().parents[1]
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 METRIC = re.compile(r'long_tail/(\w+): ([\d.]+)')
+# Python warnings (`file:line: UserWarning: ...`), MMEngine's WARNING / ERROR records, C++ warnings (`[W1202 ...`)
+# and PyTorch profiler (kineto) log lines.
+WARNING_LINE = re.compile(r'\w+Warning: |- (WARNING|ERROR) - |^\[W\d{4} |^(WARNING|ERROR|USDT|STAGE|INFO):\d{4}-')
 
 
 def data_options(data_root) -> Dict[str, object]:
@@ -39,8 +42,9 @@ def one_thread() -> Iterator[None]:
 
 
 def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = None,
-                launcher: str = 'none') -> Runner:
-    """A runner of ``config`` with loaders in the main process, no validation and ``options`` merged last.
+                launcher: str = 'none', edit: Optional[Callable[[Config], None]] = None) -> Runner:
+    """A runner of ``config`` with loaders in the main process, no validation and ``options`` merged last;
+    ``edit`` then changes the config in place, as a tool would.
 
     With ``launcher='pytorch'`` the process joins the CPU process group that ``RANK``, ``WORLD_SIZE``,
     ``MASTER_ADDR`` and ``MASTER_PORT`` describe, as the tools do.
@@ -51,6 +55,8 @@ def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = N
         merged.update({f'{loader}.num_workers': 0, f'{loader}.persistent_workers': False})
     merged.update(options or {})
     cfg.merge_from_dict(merged)
+    if edit is not None:
+        edit(cfg)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # Runners of one process need distinct names for their message hubs and loggers.
     cfg.experiment_name = f'{Path(config).stem}_{Path(work_dir).name}'
@@ -97,3 +103,8 @@ def last_metrics(log: str) -> Dict[str, float]:
     lines = [line for line in log.splitlines() if 'long_tail/top1' in line]
     assert lines, 'no long-tail metrics in the log:\n' + log[-3000:]
     return {name: float(value) for name, value in METRIC.findall(lines[-1])}
+
+
+def warning_lines(log: str) -> List[str]:
+    """The lines of ``log`` that are warnings or errors (:data:`WARNING_LINE`)."""
+    return [line for line in log.splitlines() if WARNING_LINE.search(line)]

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from demo_runs import free_port, run_tool
+from demo_runs import free_port, run_tool, warning_lines
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = 'configs/lift/lift_demo.py'
@@ -35,6 +35,12 @@ def test_training_reports_many_medium_few_and_writes_compact_checkpoints(trained
     assert 0 <= few <= 100 and 0 <= many <= 100
     checkpoint = trained['work_dir'] / 'epoch_2.pth'
     assert checkpoint.is_file() and checkpoint.stat().st_size < 200_000
+
+
+def test_training_prints_no_warnings(trained):
+    """Nothing that lift_mm causes or that says nothing to its users: mmcv-lite's missing op, pinned memory without
+    an accelerator, MMEngine's FileClient notices."""
+    assert warning_lines(trained['log']) == []
 
 
 def test_test_tool_reproduces_validation_from_checkpoint(trained):

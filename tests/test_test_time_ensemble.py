@@ -1,9 +1,13 @@
 """Test-time ensembling: MultiViewCrop's views, AverageLogitsTTA's logit averaging, the TTA settings and hook."""
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
+from mmengine.dataset import default_collate, pseudo_collate
 from PIL import Image
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
@@ -16,6 +20,7 @@ from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])
 CROP, SHORT = 32, 36
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -148,10 +153,32 @@ def test_chunking_does_not_change_predictions(classifier, image_file, tmp_path):
         torch.testing.assert_close(a.pred_score, b.pred_score, rtol=1e-5, atol=1e-6)
 
 
-def test_tta_needs_views(classifier):
+def test_default_collated_views_give_the_predictions_of_pseudo_collated_ones(classifier, image_file, tmp_path):
+    """mmpretrain's configs and tools/test.py collate with default_collate, which stacks each view's images."""
+    flipped = tmp_path / 'flipped.png'
+    Image.open(image_file).transpose(Image.FLIP_TOP_BOTTOM).save(flipped)
+    samples = [views_of(path, short_edge=SHORT) for path in (image_file, str(flipped))]
+    stacked = default_collate(samples)
+    assert [tuple(view.shape) for view in stacked['inputs']] == [(2, 3, CROP, CROP)] * 5
     tta = MODELS.build(dict(type='AverageLogitsTTA', module=classifier))
-    with pytest.raises(TypeError, match='several views per image.*MultiViewCrop'):
-        tta.test_step(dict(inputs=[torch.zeros(3, CROP, CROP, dtype=torch.uint8)]))
+    with torch.no_grad():
+        predictions = tta.test_step(stacked)
+        expected = tta.test_step(pseudo_collate(samples))
+    assert len(predictions) == 2
+    for prediction, reference in zip(predictions, expected):
+        torch.testing.assert_close(prediction.pred_score, reference.pred_score, rtol=1e-5, atol=1e-6)
+        assert prediction.gt_label.item() == 2
+
+
+@pytest.mark.parametrize('collate, seen', [
+    (pseudo_collate, r'got a list of 2 items, the first a tensor of shape \(3, 32, 32\)'),
+    (default_collate, r'got one tensor of shape \(2, 3, 32, 32\)'),
+])
+def test_tta_needs_views_and_says_what_it_got(classifier, collate, seen):
+    batch = collate([dict(inputs=torch.zeros(3, CROP, CROP, dtype=torch.uint8))] * 2)
+    tta = MODELS.build(dict(type='AverageLogitsTTA', module=classifier))
+    with pytest.raises(TypeError, match=f'several views per image.*MultiViewCrop.*; {seen}'):
+        tta.test_step(batch)
 
 
 def test_bad_chunk_size_fails_at_build(classifier):
@@ -183,6 +210,27 @@ def test_enable_tta_follows_mmpretrains_convention():
 def test_incomplete_tta_settings_are_named(extra, error, message):
     with pytest.raises(error, match=message):
         tta_settings(tte_config(**extra))
+
+
+def test_test_tool_tta_without_tta_pipeline_is_a_one_line_error_naming_the_tte_config(monkeypatch):
+    spec = importlib.util.spec_from_file_location('lift_test_tool', REPO / 'tools/test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sys, 'argv', ['test.py', 'configs/lift/lift_demo.py', 'epoch_10.pth', '--tta'])
+    with pytest.raises(SystemExit) as error:
+        tool.merge_args(Config.fromfile(str(REPO / 'configs/lift/lift_demo.py')), tool.parse_args())
+    message = str(error.value.code)
+    assert message.startswith('error: --tta: ') and '\n' not in message
+    assert 'configs/lift/lift_demo.py does not set' in message and 'configs/lift/lift_demo_tte.py' in message
+    # The demo's views are 32 px: the message gives no size that does not fit the config.
+    assert '224' not in message and '248' not in message
+
+
+def test_missing_tta_pipeline_without_a_tte_config_beside_names_where_they_are(tmp_path):
+    config = tmp_path / 'mine.py'
+    config.write_text("model = dict(type='ImageClassifier')\ntest_dataloader = dict(dataset=dict(pipeline=[]))\n")
+    with pytest.raises(KeyError, match=f'which {config} does not set. The configs/lift/\\*_tte.py configs set it'):
+        tta_settings(Config.fromfile(str(config)))
 
 
 class FakeRunner:

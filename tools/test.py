@@ -11,7 +11,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
 from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
-                            enable_tta, setup_distributed_without_cuda)
+                            enable_tta, pin_memory_enabled, setup_distributed_without_cuda)
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,7 +20,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for models that need no training, '
                         'such as zero-shot CLIP)')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
-    parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin memory in data loaders (pinned only on a machine with an accelerator)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time ensembling: wrap the model in the config\'s `tta_model` (default '
                         'AverageLogitsTTA, which averages logits) and test with its `tta_pipeline`')
@@ -32,7 +33,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_runner_arguments(cfg, args)
     cfg.load_from = args.checkpoint
     loader = cfg.test_dataloader
-    loader.pin_memory = not args.no_pin_memory
+    loader.pin_memory = pin_memory_enabled(not args.no_pin_memory)
     loader.persistent_workers = loader.get('num_workers', 0) > 0 and loader.get('persistent_workers', True)
     if args.out is not None:
         cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(cfg.test_evaluator, (list, tuple)) \
@@ -42,7 +43,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     # After --cfg-options, which may change the TTA settings.
     if args.tta:
-        enable_tta(cfg)
+        try:
+            enable_tta(cfg)
+        except (KeyError, ValueError) as error:
+            sys.exit(f'error: --tta: {error.args[0]}')
     return cfg
 
 

@@ -12,7 +12,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,  # noqa: E402
                             resolve_auto_resume, setup_distributed_without_cuda)
 
 
@@ -28,7 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument('--no-pin-memory', action='store_true', help='do not pin memory in data loaders')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin memory in data loaders (pinned only on a machine with an accelerator)')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='do not keep validation and test data-loader workers alive between evaluations '
                         '(training workers always restart each epoch)')
@@ -74,7 +75,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    set_loader_options(cfg, not args.no_pin_memory, not args.no_persistent_workers)
+    set_loader_options(cfg, pin_memory_enabled(not args.no_pin_memory), not args.no_persistent_workers)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg

@@ -3,11 +3,12 @@ from .autocast_optim_wrapper import AutocastOptimWrapper
 from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,
                                find_resumable_checkpoint, resolve_auto_resume)
 from .hooks import FeatureCacheHook
-from .runner_setup import add_runner_arguments, apply_runner_arguments, setup_distributed_without_cuda
+from .runner_setup import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,
+                           setup_distributed_without_cuda)
 from .tta_setup import enable_tta, tta_settings
 
 __all__ = [
     'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'add_runner_arguments',
     'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint',
-    'hooks', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
+    'hooks', 'pin_memory_enabled', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
 ]

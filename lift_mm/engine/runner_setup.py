@@ -58,3 +58,9 @@ def apply_runner_arguments(cfg: Config, args: argparse.Namespace) -> None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+
+def pin_memory_enabled(requested: bool) -> bool:
+    """Whether the tools' data loaders pin memory: when ``requested`` (unless ``--no-pin-memory``) and an accelerator
+    is there to copy batches to. Without one, pinned memory gains nothing and torch warns of it every epoch."""
+    return requested and torch.accelerator.is_available()

@@ -66,6 +66,8 @@ AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # LIFT's test-time ensemble: four corner crops and the centre crop.
 DEFAULT_TTE_VIEWS = 5
 MIB = 2**20
+# Above the highest level of the profiler's (kineto's) own log: 0 verbose, 1 info, 2 warning, 3 stage, 4 error, 5 usdt.
+KINETO_SILENT = '6'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -152,6 +154,10 @@ def cpu_peak_step_memory(step: Callable[[], object]) -> int:
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
+    # Used only to count allocations, the profiler would log its own start and stop and, where PyTorch is built for
+    # CUDA but there is no GPU, that it found no GPU. Kineto reads the level when the profiler is first used; a
+    # level set by the user stays.
+    os.environ.setdefault('KINETO_LOG_LEVEL', KINETO_SILENT)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     events = [event for event in _walk(prof.profiler.kineto_results.experimental_event_tree())

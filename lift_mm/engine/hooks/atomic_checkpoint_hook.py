@@ -1,10 +1,18 @@
+import contextlib
 import os
+from typing import ContextManager
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import MMLogger
 
 from mmpretrain.registry import HOOKS
+from ...utils import messages_dropped
 from ..checkpoint_files import ATOMIC_BACKEND, partial_files
+
+# What MMEngine's FileClient (and the HardDiskBackend it picks for local paths) logs when created.
+FILE_CLIENT_DEPRECATIONS = (r'^("FileClient" will be deprecated in future'
+                            r'|"HardDiskBackend" is the alias of "LocalBackend" and the former will be deprecated)')
 
 
 @HOOKS.register_module()
@@ -35,7 +43,8 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         """Set up the checkpoint directory as ``CheckpointHook`` does, then remove partial files there."""
-        super().before_train(runner)
+        with self._unused_file_clients_quiet():
+            super().before_train(runner)
         if not self.atomic:
             runner.logger.warning(f'AtomicCheckpointHook: checkpoints to {self.out_dir} are saved through '
                                   f'{type(self.file_backend).__name__}, which does not write them atomically.')
@@ -43,3 +52,19 @@ class AtomicCheckpointHook(CheckpointHook):
             for path in partial_files(self.out_dir):
                 os.remove(path)
                 runner.logger.warning(f'AtomicCheckpointHook: removed {path}, left by an interrupted save.')
+
+    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+        with self._unused_file_clients_quiet():
+            super()._save_checkpoint_with_step(runner, step, meta)
+
+    def _save_best_checkpoint(self, runner, metrics: dict) -> None:
+        with self._unused_file_clients_quiet():
+            super()._save_best_checkpoint(runner, metrics)
+
+    def _unused_file_clients_quiet(self) -> ContextManager:
+        """Without ``file_client_args``, MMEngine creates a FileClient it does not use when it sets up and at every
+        save, and FileClient's deprecation notices concern nothing the user set: they are dropped. With
+        ``file_client_args``, the notices are the user's to see."""
+        if self.file_client_args is not None:
+            return contextlib.nullcontext()
+        return messages_dropped(MMLogger.get_current_instance(), FILE_CLIENT_DEPRECATIONS)

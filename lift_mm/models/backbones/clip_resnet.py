@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
                     light_module_cfg)
-from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip
+from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip, freeze
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
@@ -49,7 +49,7 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
         visual = build_open_clip(arch, pretrained, quick_gelu).visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
-        visual.requires_grad_(False)
+        freeze(visual)
         self.visual = visual
         CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,

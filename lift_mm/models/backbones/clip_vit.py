@@ -7,7 +7,7 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip
+from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip, freeze
 
 
 @MODELS.register_module()
@@ -52,7 +52,7 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
         if not hasattr(visual, 'transformer') or getattr(visual, 'attn_pool', None) is not None:
             raise ValueError(f'`arch`={arch!r} is not a plain CLIP ViT (class-token pooling, no attention '
                              'pooling); CLIPVisionTransformer supports ViT architectures such as ViT-B-16.')
-        visual.requires_grad_(False)
+        freeze(visual)
         self.visual = visual
         self.with_cp = with_cp
         self.out_projected = out_projected

@@ -5,7 +5,7 @@ from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
 from ..peft import VPTDeep, inject_light_modules, light_module_cfg
 from ..peft.mmpretrain_block import MMPretrainTunableBlock
-from ..utils import CompactStateDict, FrozenFoundationMixin
+from ..utils import CompactStateDict, FrozenFoundationMixin, freeze
 
 # Output types that read the patch tokens back as a grid, which appended prompt tokens would break.
 GRID_OUTPUTS = ('featmap', 'avg_featmap')
@@ -44,7 +44,7 @@ class LightVisionTransformer(FrozenFoundationMixin, VisionTransformer):
             raise ValueError(f"Visual prompts need out_type='cls_token' or 'raw', not {self.out_type!r}: appended "
                              'prompt tokens cannot be read back as a feature map.')
         self.init_weights()
-        self.requires_grad_(False)
+        freeze(self)
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         # Without pretrained weights the foundation is random and no other process can rebuild it.
         pretrained = any(cfg and cfg.get('type') in ('Pretrained', PretrainedInit) for cfg in init_cfgs)

@@ -3,7 +3,7 @@ from typing import Optional
 import torch
 
 from mmpretrain.registry import MODELS
-from ..utils import build_open_clip
+from ..utils import build_open_clip, freeze
 from .cosine_cls_head import CosineClsHead
 
 
@@ -34,7 +34,7 @@ class ZeroShotClsHead(CosineClsHead):
         clip = build_open_clip(**{key: text_init[key] for key in clip_keys if key in text_init})
         self.scale = clip.logit_scale.exp().item() if scale is None else scale
         self.load_class_weights(self.text_classifier(clip))
-        self.weight.requires_grad_(False)
+        freeze(self.weight)
 
     def init_weights(self) -> None:
         """The text classifier is already in place (built in ``__init__``)."""
