@@ -58,7 +58,7 @@ def test_offline_tag_download_failure_says_how_to_fix(monkeypatch):
         raise OSError('network unreachable')
 
     monkeypatch.setattr(open_clip.factory, 'download_pretrained', offline)
-    with pytest.raises(RuntimeError, match='set `pretrained` to the local file path'):
+    with pytest.raises(RuntimeError, match='set `pretrained` to a local checkpoint file.*HF_HUB_OFFLINE=1'):
         build_open_clip('ViT-B-32', 'openai')
 
 

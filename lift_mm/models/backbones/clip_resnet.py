@@ -6,7 +6,7 @@ from torch import nn
 from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput
-from ..utils import CompactStateDict, build_open_clip
+from ..utils import CompactStateDict, SharedCLIP
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
@@ -25,9 +25,9 @@ class CLIPResNet(BaseBackbone):
         arch (str | dict): open_clip ResNet name (``'RN50'``, ``'RN101'``, ...) or model config. Defaults to
             ``'RN50'``.
         pretrained (str, optional): open_clip tag or local checkpoint path; None for fixed-seed random weights.
-            Defaults to ``'openai'``.
-        quick_gelu (bool, optional): Override the automatic QuickGELU choice (it only affects the text tower of
-            ResNet CLIPs). Defaults to None.
+            A head with ``text_init`` takes its text features from this CLIP too. Defaults to ``'openai'``.
+        quick_gelu (bool, optional): Whether the weights use QuickGELU (it only affects the text tower of ResNet
+            CLIPs), as for :class:`CLIPVisionTransformer`. Defaults to None.
         light_modules (Sequence[dict]): Configs of the options above. Defaults to ``[dict(type='BitFit')]``.
         num_classes (int, optional): Number of classes (unused by these options; accepted for uniform configs).
             Defaults to None.
@@ -46,7 +46,10 @@ class CLIPResNet(BaseBackbone):
                  check_fingerprint: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        visual = build_open_clip(arch, pretrained, quick_gelu).visual
+        # The whole CLIP stays loaded until a head has taken its text features from it (or the model is first
+        # switched to train or eval mode, see ``train``), so that the weights are read once per run.
+        self.shared_clip = SharedCLIP(arch, pretrained, quick_gelu, key_prefix='model.backbone.')
+        visual = self.shared_clip.model.visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
         visual.requires_grad_(False)
@@ -75,8 +78,13 @@ class CLIPResNet(BaseBackbone):
         return self.visual.output_dim
 
     def train(self, mode: bool = True) -> 'CLIPResNet':
-        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``."""
+        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``.
+
+        Text features are computed before the model first runs (a head's ``init_weights``, or when a zero-shot
+        head is built), so the text tower of :attr:`shared_clip` is released here.
+        """
         super().train(mode)
+        self.shared_clip.release()
         self.visual.eval()
         for module in self.light_modules.values():
             module.train(mode)
