@@ -71,15 +71,13 @@ def _recorded_quick_gelu(path: str) -> Optional[bool]:
     """The activation a checkpoint file records, or None when it cannot tell.
 
     OpenAI's TorchScript archives always use QuickGELU; files written by :func:`save_clip_weights` record it
-    (``meta['quick_gelu']``). Plain state dicts record nothing: the same tensors run with either activation.
+    (``meta['quick_gelu']``). Plain state dicts (safetensors included) record nothing: the same tensors run with
+    either activation.
     """
     if _is_torchscript_archive(path):
         return True
     if path.endswith('.safetensors'):
-        from safetensors import safe_open
-        with safe_open(path, framework='pt') as file:
-            recorded = (file.metadata() or {}).get(QUICK_GELU_META_KEY)
-        return None if recorded is None else recorded == 'True'
+        return None
     # Memory-mapping reads only the pickled structure, not the tensors (legacy, non-zip files are read whole).
     checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
