@@ -79,12 +79,19 @@ def test_head_follows_the_backbone_pretrained_set_on_the_command_line(demo_cfg, 
                                rtol=1e-5, atol=1e-6)
 
 
-def test_weights_are_read_once_and_the_text_tower_is_freed_after_the_init(demo_cfg, clip_files, count_loads):
+@pytest.mark.parametrize('keys', [['model.backbone.pretrained'],
+                                  ['model.backbone.pretrained', 'model.head.text_init.pretrained']])
+def test_weights_are_read_once_per_run(demo_cfg, clip_files, count_loads, keys):
+    model = MODELS.build(with_options(demo_cfg, **{key: clip_files[SEED_BACKBONE] for key in keys}))
+    model.init_weights()
+    assert count_loads == [clip_files[SEED_BACKBONE]]
+
+
+def test_text_tower_is_freed_after_the_init(demo_cfg, clip_files):
     model = MODELS.build(with_options(demo_cfg, **{'model.backbone.pretrained': clip_files[SEED_BACKBONE]}))
     text_tower = weakref.ref(model.backbone.shared_clip.model.transformer)
     model.init_weights()
     gc.collect()
-    assert count_loads == [clip_files[SEED_BACKBONE]]
     assert text_tower() is None
     assert not any('transformer.resblocks' in name and not name.startswith('backbone.visual')
                    for name in model.state_dict())

@@ -45,7 +45,7 @@ def test_plain_state_dict_file_without_quick_gelu_is_refused(tmp_path):
     path = save_open_clip_checkpoint(source, tmp_path / 'open_clip_pytorch_model.bin', record_activation=False)
     with pytest.raises(ValueError, match=r'plain state-dict file.*`model.backbone.quick_gelu=True` for '
                                          r"OpenAI's CLIP weights.*`model.backbone.quick_gelu=False`.*LAION"):
-        MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=path))
+        MODELS.build(dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=path, light_modules=[]))
     with pytest.raises(ValueError, match=r'`quick_gelu` is unset'):
         build_open_clip(tiny_clip_arch(), path)
     model = build_open_clip(tiny_clip_arch(), path, quick_gelu=True)
