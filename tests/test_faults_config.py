@@ -41,8 +41,8 @@ def train(tool, monkeypatch, tmp_path, data_root, *options):
     (['model.backbone.pretrained=laion400m_e32'], ValueError,
      r"`model.backbone.pretrained`='laion400m_e32' is neither a file nor usable as a tag"),
     (['model.backbone.arch=ViT-B-16', 'model.backbone.pretrained=no_such_tag'], ValueError,
-     r"`model.backbone.pretrained`='no_such_tag' is neither an existing file nor an open_clip tag of 'ViT-B-16'; valid tags: "
-     r"\[.*'openai'"),
+     r"`model.backbone.pretrained`='no_such_tag' is neither an existing file nor an open_clip tag of 'ViT-B-16'; "
+     r"valid tags: \[.*'openai'"),
     (['model.backbone.pretrained=/no/such/dir/ViT-B-16.pt'], FileNotFoundError,
      r"`model.backbone.pretrained`='/no/such/dir/ViT-B-16.pt': no such checkpoint file"),
 ], ids=['light-module-name', 'bottleneck', 'block-range', 'last-blocks', 'classnames-count', 'pretrained-tag',
