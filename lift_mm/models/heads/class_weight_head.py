@@ -141,7 +141,9 @@ class ClassWeightHead(ClsHead):
         """
         if self.text_init is None or self.text_init.get('separate_clip'):
             return
-        named = {key: self.text_init[key] for key in CLIP_KEYS if key in self.text_init}
+        # quick_gelu=None asks for the automatic choice, which the backbone has made.
+        named = {key: value for key, value in self.text_init.items()
+                 if key in CLIP_KEYS and not (key == 'quick_gelu' and value is None)}
         if clip is None:
             if 'arch' not in named:
                 raise ValueError(

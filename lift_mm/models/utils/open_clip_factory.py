@@ -4,7 +4,6 @@ Both the image backbone and the text-initialised heads build CLIP through :func:
 config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing everywhere; :class:`SharedCLIP` lets a
 head borrow the backbone's loaded model, so one run reads the weights once.
 """
-import copy
 import os
 import zipfile
 from typing import Callable, Optional, Union
@@ -207,8 +206,7 @@ class SharedCLIP:
     The image backbone builds it and keeps the image tower; a head that initialises its class weights from text
     borrows the whole model from the backbone (see :class:`~lift_mm.models.classifiers.CLIPImageClassifier`)
     instead of loading the weights a second time. :meth:`release` drops the model, and with it the text tower,
-    once the text features are computed; the backbone's image tower lives on in the backbone. Copies (an EMA
-    model, for instance) do not copy the loaded model.
+    once the text features are computed; the backbone's image tower lives on in the backbone.
 
     Args:
         arch (str | dict): As for :func:`build_open_clip`.
@@ -245,10 +243,10 @@ class SharedCLIP:
         """Drop this holder's reference to the model."""
         self._model = None
 
-    def __deepcopy__(self, memo: dict) -> 'SharedCLIP':
-        clone = copy.copy(self)
-        clone._model = None
-        return clone
+    def __getstate__(self) -> dict:
+        # Copies and pickles (an EMA model, for instance) leave the loaded model behind; it is loaded again if a
+        # copy ever needs it.
+        return {**self.__dict__, '_model': None}
 
 
 def build_tokenizer(arch: CLIPArch) -> Callable:
