@@ -9,6 +9,8 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import lift_mm  # noqa: F401
+from lift_mm.models.classifiers import CLIPImageClassifier, FeatureClassifier
+from lift_mm.models.heads.class_weight_head import CLIP_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -32,9 +34,10 @@ def test_config_is_consistent(path):
     assert head.num_classes == cfg.data_preprocessor.num_classes, 'head and data preprocessor disagree'
     if backbone.get('num_classes') is not None:
         assert backbone.num_classes == head.num_classes, 'backbone (auto sizes) and head disagree'
-    if head.get('text_init') and 'pretrained' in backbone:
-        assert head.text_init.arch == backbone.arch and head.text_init.pretrained == backbone.pretrained, \
-            'the head must take its text features from the CLIP of the backbone'
+    if head.get('text_init') and backbone.type in ('CLIPVisionTransformer', 'CLIPResNet'):
+        # One place for the CLIP: the head takes the backbone's, which only a CLIPImageClassifier lends it.
+        assert MODELS.get(cfg.model.type) in (CLIPImageClassifier, FeatureClassifier), cfg.model.type
+        assert not set(CLIP_KEYS) & set(head.text_init), 'the head must take its text features from the backbone'
 
 
 def without_weights(cfg):

@@ -44,12 +44,12 @@ def train(tool, monkeypatch, tmp_path, data_root, *options):
     (['model.head.num_classes=9', 'data_preprocessor.num_classes=9'], ValueError,
      r'`classnames` gives 10 class names but num_classes is 9'),
     (['model.backbone.pretrained=laion400m_e32'], ValueError,
-     r"`pretrained`='laion400m_e32' is neither a file nor usable as a tag"),
+     r"`model.backbone.pretrained`='laion400m_e32' is neither a file nor usable as a tag"),
     (['model.backbone.arch=ViT-B-16', 'model.backbone.pretrained=no_such_tag'], ValueError,
-     r"`pretrained`='no_such_tag' is neither an existing file nor an open_clip tag of 'ViT-B-16'; valid tags: "
-     r"\[.*'openai'"),
+     r"`model.backbone.pretrained`='no_such_tag' is neither an existing file nor an open_clip tag of 'ViT-B-16'; "
+     r"valid tags: \[.*'openai'"),
     (['model.backbone.pretrained=/no/such/dir/ViT-B-16.pt'], FileNotFoundError,
-     r"`pretrained`='/no/such/dir/ViT-B-16.pt': no such checkpoint file"),
+     r"`model.backbone.pretrained`='/no/such/dir/ViT-B-16.pt': no such checkpoint file"),
 ], ids=['light-module-name', 'switched-light-module-keeps-keys', 'bottleneck', 'block-range', 'last-blocks',
         'classnames-count', 'pretrained-tag', 'pretrained-tag-of-named-arch', 'pretrained-file'])
 def test_bad_model_config_fails_when_the_model_is_built(options, error, match, train_tool, monkeypatch, tmp_path):

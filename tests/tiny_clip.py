@@ -3,6 +3,9 @@ import copy
 
 import open_clip
 import torch
+from open_clip.transformer import QuickGELU
+
+from lift_mm.models.utils.open_clip_factory import QUICK_GELU_META_KEY
 
 TINY_CLIP = dict(
     embed_dim=32,
@@ -20,9 +23,20 @@ def make_tiny_clip(seed: int, quick_gelu: bool = False) -> torch.nn.Module:
     return open_clip.CLIP(**tiny_clip_arch(), quick_gelu=quick_gelu).eval()
 
 
-def save_open_clip_checkpoint(model: torch.nn.Module, path) -> str:
-    """open_clip's training format: a dict with a DDP-prefixed ``state_dict``."""
-    torch.save({'epoch': 1, 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()}}, path)
+def uses_quick_gelu(model: torch.nn.Module) -> bool:
+    return isinstance(model.transformer.resblocks[0].mlp.gelu, QuickGELU)
+
+
+def save_open_clip_checkpoint(model: torch.nn.Module, path, record_activation: bool = True) -> str:
+    """open_clip's training format: a dict with a DDP-prefixed ``state_dict``.
+
+    With ``record_activation``, the file also records the model's activation as lift_mm's ``save_clip_weights``
+    does (``meta['quick_gelu']``), so that it loads without ``quick_gelu``; without, it is a plain state dict.
+    """
+    checkpoint = {'epoch': 1, 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()}}
+    if record_activation:
+        checkpoint['meta'] = {QUICK_GELU_META_KEY: uses_quick_gelu(model)}
+    torch.save(checkpoint, path)
     return str(path)
 
 

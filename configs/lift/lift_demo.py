@@ -1,5 +1,5 @@
-# Offline demo of the whole LIFT pipeline: a tiny randomly initialised CLIP ViT (fixed seed, so the backbone and
-# the head's text initialisation share its weights) on a generated 10-class long-tailed image set, written to
+# Offline demo of the whole LIFT pipeline: a tiny randomly initialised CLIP ViT (fixed seed; the head's text
+# initialisation takes the backbone's) on a generated 10-class long-tailed image set, written to
 # data/lift-demo on first use. Trains and tests on 2 CPU cores in about a minute and reports many / medium / few.
 _base_ = [
     '../_base_/models/lift_vit-b16.py',
@@ -24,8 +24,7 @@ model = dict(
     head=dict(
         num_classes=10,
         in_channels=64,
-        classnames=classnames,
-        text_init=dict(arch=dict(_delete_=True, **tiny_clip), pretrained=None)))
+        classnames=classnames))
 
 train_cfg = dict(val_interval=5)
 default_hooks = dict(logger=dict(interval=5))

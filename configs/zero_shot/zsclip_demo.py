@@ -10,4 +10,4 @@ model = dict(
         num_classes=10,
         in_channels=32,
         classnames={{_base_.classnames}},
-        text_init=dict(arch={{_base_.tiny_clip}}, pretrained=None, prompt='ensemble')))
+        text_init=dict(prompt='ensemble')))

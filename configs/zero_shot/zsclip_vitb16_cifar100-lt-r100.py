@@ -9,4 +9,4 @@ model = dict(
         num_classes=100,
         in_channels=512,
         classnames=dict(type='CIFAR100LT', data_root='data/cifar100', split='test'),
-        text_init=dict(arch='ViT-B-16', pretrained='openai', prompt='ensemble')))
+        text_init=dict(prompt='ensemble')))

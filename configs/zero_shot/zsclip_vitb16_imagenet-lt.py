@@ -11,4 +11,4 @@ model = dict(
         num_classes=1000,
         in_channels=512,
         classnames='data/imagenet-lt/classnames.txt',
-        text_init=dict(arch='ViT-B-16', pretrained='openai', prompt='ensemble')))
+        text_init=dict(prompt='ensemble')))

@@ -9,4 +9,4 @@ model = dict(
         num_classes=8142,
         in_channels=512,
         classnames='data/inat2018/categories.json',
-        text_init=dict(arch='ViT-B-16', pretrained='openai', prompt='ensemble')))
+        text_init=dict(prompt='ensemble')))

@@ -9,4 +9,4 @@ model = dict(
         num_classes=365,
         in_channels=512,
         classnames='data/places-lt/classnames.txt',
-        text_init=dict(arch='ViT-B-16', pretrained='openai', prompt='ensemble')))
+        text_init=dict(prompt='ensemble')))

@@ -1,16 +1,15 @@
 # LIFT on CLIP ViT-B/16: frozen encoder + AdaptFormer, cosine head (scale 25) initialised from CLIP's text
-# features of "a photo of a {class}.", logit-adjusted loss. The CLIP weights must be named identically for the
-# backbone and for the head's text initialisation.
-clip_arch = 'ViT-B-16'
-clip_pretrained = 'openai'
+# features of "a photo of a {class}.", logit-adjusted loss. The CLIP is named in one place, the backbone
+# (`model.backbone.arch`, `pretrained`, `quick_gelu`): CLIPImageClassifier lends the backbone's loaded CLIP to the
+# head's text initialisation.
 num_classes = 1000
 
 model = dict(
-    type='ImageClassifier',
+    type='CLIPImageClassifier',
     backbone=dict(
         type='CLIPVisionTransformer',
-        arch=clip_arch,
-        pretrained=clip_pretrained,
+        arch='ViT-B-16',
+        pretrained='openai',
         light_modules=[dict(type='AdaptFormer', bottleneck='auto')],
         num_classes=num_classes),
     head=dict(
@@ -18,5 +17,5 @@ model = dict(
         num_classes=num_classes,
         in_channels=768,
         scale=25.,
-        text_init=dict(arch=clip_arch, pretrained=clip_pretrained),
+        text_init=dict(prompt='default'),
         loss=dict(type='LogitAdjustedLoss', tau=1.0)))

@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
                     light_module_cfg)
-from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip, freeze
+from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
@@ -26,9 +26,9 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
         arch (str | dict): open_clip ResNet name (``'RN50'``, ``'RN101'``, ...) or model config. Defaults to
             ``'RN50'``.
         pretrained (str, optional): open_clip tag or local checkpoint path; None for fixed-seed random weights.
-            Defaults to ``'openai'``.
-        quick_gelu (bool, optional): Override the automatic QuickGELU choice (it only affects the text tower of
-            ResNet CLIPs). Defaults to None.
+            A head with ``text_init`` takes its text features from this CLIP too. Defaults to ``'openai'``.
+        quick_gelu (bool, optional): Whether the weights use QuickGELU (it only affects the text tower of ResNet
+            CLIPs), as for :class:`CLIPVisionTransformer`. Defaults to None.
         light_modules (Sequence[dict | str]): Configs of the options above, or their names. Defaults to
             ``[dict(type='BitFit')]``.
         num_classes (int, optional): Number of classes (unused by these options; accepted for uniform configs).
@@ -46,7 +46,10 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
                  compact_state_dict: bool = True,
                  check_fingerprint: bool = True) -> None:
         super().__init__()
-        visual = build_open_clip(arch, pretrained, quick_gelu).visual
+        # The whole CLIP stays loaded until a head has taken its text features from it (or the model is first
+        # switched to train or eval mode, see ``train``), so that the weights are read once per run.
+        self.shared_clip = SharedCLIP(arch, pretrained, quick_gelu, key_prefix='model.backbone.')
+        visual = self.shared_clip.model.visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
         freeze(visual)
@@ -77,8 +80,13 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
         return self.visual.output_dim
 
     def train(self, mode: bool = True) -> 'CLIPResNet':
-        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``."""
+        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``.
+
+        Text features are computed before the model first runs (a head's ``init_weights``, or when a zero-shot
+        head is built), so the text tower of :attr:`shared_clip` is released here.
+        """
         super().train(mode)
+        self.shared_clip.release()
         self.visual.eval()
         for module in self.light_modules.values():
             module.train(mode)

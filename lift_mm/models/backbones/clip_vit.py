@@ -7,7 +7,7 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import CompactStateDict, FrozenFoundationMixin, build_open_clip, freeze
+from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
 
 
 @MODELS.register_module()
@@ -21,9 +21,13 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
     Args:
         arch (str | dict): open_clip model name (``'ViT-B-16'``, ``'ViT-B-32'``, ``'ViT-L-14'``,
             ``'ViT-L-14-336'``, ...) or an open_clip model config dict. Defaults to ``'ViT-B-16'``.
-        pretrained (str, optional): open_clip tag (``'openai'``) or local checkpoint path; None for fixed-seed
-            random weights. Defaults to ``'openai'``.
-        quick_gelu (bool, optional): Override the automatic QuickGELU choice. Defaults to None.
+        pretrained (str, optional): open_clip tag (``'openai'``; from huggingface_hub's cache with
+            ``HF_HUB_OFFLINE=1``) or local checkpoint path; None for fixed-seed random weights. A head with
+            ``text_init`` takes its text features from this CLIP too. Defaults to ``'openai'``.
+        quick_gelu (bool, optional): Whether the weights use QuickGELU. None takes it from the weights (open_clip
+            tag, OpenAI TorchScript archive, file written by :func:`~lift_mm.models.utils.save_clip_weights`) and
+            refuses a plain state-dict file, which cannot tell: set True for OpenAI's weights, False for LAION /
+            DataComp ones. Defaults to None.
         light_modules (Sequence[dict | str]): Configs of the light modules to inject, e.g.
             ``[dict(type='AdaptFormer', bottleneck='auto', blocks=None)]``, or names of kinds for their defaults
             (``['VPTDeep']``). Defaults to LIFT's AdaptFormer.
@@ -48,7 +52,10 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
                  check_fingerprint: bool = True,
                  out_projected: bool = False) -> None:
         super().__init__()
-        visual = build_open_clip(arch, pretrained, quick_gelu).visual
+        # The whole CLIP stays loaded until a head has taken its text features from it (or the model is first
+        # switched to train or eval mode, see ``train``), so that the weights are read once per run.
+        self.shared_clip = SharedCLIP(arch, pretrained, quick_gelu, key_prefix='model.backbone.')
+        visual = self.shared_clip.model.visual
         if not hasattr(visual, 'transformer') or getattr(visual, 'attn_pool', None) is not None:
             raise ValueError(f'`arch`={arch!r} is not a plain CLIP ViT (class-token pooling, no attention '
                              'pooling); CLIPVisionTransformer supports ViT architectures such as ViT-B-16.')
@@ -69,8 +76,13 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
         return self.visual.proj.shape[1] if self.out_projected else self.visual.ln_post.normalized_shape[0]
 
     def train(self, mode: bool = True) -> 'CLIPVisionTransformer':
-        """Only light modules follow ``mode``; the frozen encoder always runs in eval mode."""
+        """Only light modules follow ``mode``; the frozen encoder always runs in eval mode.
+
+        Text features are computed before the model first runs (a head's ``init_weights``, or when a zero-shot
+        head is built), so the text tower of :attr:`shared_clip` is released here.
+        """
         super().train(mode)
+        self.shared_clip.release()
         self.visual.eval()
         for block in self.visual.transformer.resblocks:
             block.light_modules.train(mode)

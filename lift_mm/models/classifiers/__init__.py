@@ -1,3 +1,4 @@
+from .clip_image_classifier import CLIPImageClassifier
 from .feature_classifier import FeatureClassifier, FeatureDataPreprocessor, is_feature_batch
 
-__all__ = ['FeatureClassifier', 'FeatureDataPreprocessor', 'is_feature_batch']
+__all__ = ['CLIPImageClassifier', 'FeatureClassifier', 'FeatureDataPreprocessor', 'is_feature_batch']

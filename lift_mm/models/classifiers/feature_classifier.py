@@ -4,9 +4,9 @@ from typing import List, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
+from .clip_image_classifier import CLIPImageClassifier
 
 __all__ = ['FeatureClassifier', 'FeatureDataPreprocessor', 'is_feature_batch']
 
@@ -47,10 +47,10 @@ class FeatureDataPreprocessor(ClsDataPreprocessor):
 
 
 @MODELS.register_module()
-class FeatureClassifier(ImageClassifier):
-    """:class:`ImageClassifier` whose inputs may be encoder features instead of images.
+class FeatureClassifier(CLIPImageClassifier):
+    """:class:`CLIPImageClassifier` whose inputs may be encoder features instead of images.
 
-    Given images (N, 3, H, W) it is an ``ImageClassifier``. Given features (N, C), the output of
+    Given images (N, 3, H, W) it is a ``CLIPImageClassifier``. Given features (N, C), the output of
     ``extract_feat`` (backbone and neck) for images, it skips the encoder and runs the head on them. This is
     what training from cached features needs (see :class:`~lift_mm.engine.FeatureCacheHook`), for models that
     train only the head: training iterations read features, validation and testing still read images.
@@ -61,7 +61,8 @@ class FeatureClassifier(ImageClassifier):
     Args:
         data_preprocessor (dict | nn.Module, optional): The data preprocessor; a dict without ``type`` builds a
             :class:`FeatureDataPreprocessor`. Defaults to None.
-        **kwargs: Arguments of :class:`ImageClassifier` (``backbone``, ``neck``, ``head``, ``train_cfg``, ...).
+        **kwargs: Arguments of :class:`CLIPImageClassifier` (``backbone``, ``neck``, ``head``, ``train_cfg``,
+            ...).
     """
 
     def __init__(self, data_preprocessor: Union[dict, nn.Module, None] = None, **kwargs) -> None:

@@ -1,7 +1,8 @@
 """Building open_clip CLIP models from an architecture name and a weight source.
 
 Both the image backbone and the text-initialised heads build CLIP through :func:`build_open_clip`, so the same
-config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing everywhere.
+config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing everywhere; :class:`SharedCLIP` lets a
+head borrow the backbone's loaded model, so one run reads the weights once.
 """
 import os
 import zipfile
@@ -20,6 +21,9 @@ RANDOM_INIT_SEED = 0
 # Entries of TorchScript CLIP archives that are not weights: model hyper-parameters and the text tower's
 # causal mask, which open_clip rebuilds itself.
 ARCHIVE_ONLY_KEYS = ('input_resolution', 'context_length', 'vocab_size', 'attn_mask')
+
+# Key of the activation record in the ``meta`` dict of files written by :func:`save_clip_weights`.
+QUICK_GELU_META_KEY = 'quick_gelu'
 
 
 def _is_torchscript_archive(path: str) -> bool:
@@ -62,19 +66,58 @@ def _load_file(model: torch.nn.Module, path: str) -> None:
         open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
 
 
-def resolve_quick_gelu(arch: CLIPArch, pretrained: Optional[str], quick_gelu: Optional[bool]) -> bool:
+def _recorded_quick_gelu(path: str) -> Optional[bool]:
+    """The activation a checkpoint file records, or None when it cannot tell.
+
+    OpenAI's TorchScript archives always use QuickGELU; files written by :func:`save_clip_weights` record it
+    (``meta['quick_gelu']``). Plain state dicts (safetensors included) record nothing: the same tensors run with
+    either activation.
+    """
+    if _is_torchscript_archive(path):
+        return True
+    if path.endswith('.safetensors'):
+        return None
+    # Memory-mapping reads only the pickled structure, not the tensors (legacy, non-zip files are read whole).
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    recorded = meta.get(QUICK_GELU_META_KEY) if isinstance(meta, dict) else None
+    return None if recorded is None else bool(recorded)
+
+
+def resolve_quick_gelu(arch: CLIPArch,
+                       pretrained: Optional[str],
+                       quick_gelu: Optional[bool],
+                       key_prefix: str = '') -> bool:
     """Decide whether the MLPs use QuickGELU.
 
     OpenAI's CLIP was trained with QuickGELU; running its weights with exact GELU gives subtly wrong features
-    without any error, so the automatic choice follows the weights: the open_clip tag's own setting, True for
-    OpenAI TorchScript archives, and the architecture's default otherwise.
+    without any error, so nothing is guessed: an explicit ``quick_gelu`` wins; otherwise the open_clip tag's own
+    setting, True for OpenAI TorchScript archives, the value recorded by :func:`save_clip_weights`, and the
+    architecture's default for random weights. A plain state-dict file cannot tell: that is an error.
+
+    Args:
+        arch (str | dict): The open_clip architecture.
+        pretrained (str, optional): open_clip tag, checkpoint path or None.
+        quick_gelu (bool, optional): The explicit choice, if any.
+        key_prefix (str): Prefix of the config keys named in error messages, e.g. ``'model.backbone.'``.
+            Defaults to ``''``.
+
+    Returns:
+        bool: Whether to use QuickGELU.
     """
     if quick_gelu is not None:
         return quick_gelu
     if pretrained is not None and os.path.isfile(pretrained):
-        if _is_torchscript_archive(pretrained):
-            return True
-    elif pretrained is not None and isinstance(arch, str):
+        recorded = _recorded_quick_gelu(pretrained)
+        if recorded is None:
+            raise ValueError(
+                f'`{key_prefix}pretrained`={pretrained!r} is a plain state-dict file, which does not say whether the '
+                f'model uses QuickGELU, and `{key_prefix}quick_gelu` is unset. Set `{key_prefix}quick_gelu=True` for '
+                "OpenAI's CLIP weights (including open_clip's exports of them, e.g. timm/*.openai) or "
+                f'`{key_prefix}quick_gelu=False` for weights trained by open_clip (LAION, DataComp); the wrong '
+                'choice gives wrong features without any error.')
+        return recorded
+    if pretrained is not None and isinstance(arch, str):
         return bool(open_clip.get_pretrained_cfg(arch, pretrained).get('quick_gelu', False))
     if isinstance(arch, dict):
         return bool(arch.get('quick_gelu', False))
@@ -87,18 +130,21 @@ def _looks_like_path(pretrained: str) -> bool:
 
 def build_open_clip(arch: CLIPArch,
                     pretrained: Optional[str] = None,
-                    quick_gelu: Optional[bool] = None) -> torch.nn.Module:
+                    quick_gelu: Optional[bool] = None,
+                    key_prefix: str = '') -> torch.nn.Module:
     """Build an open_clip CLIP model with its weights loaded.
 
     Args:
         arch (str | dict): An open_clip model name such as ``'ViT-B-16'``, or an open_clip model config dict
             (``embed_dim``, ``vision_cfg``, ``text_cfg``) for architectures open_clip does not name.
-        pretrained (str, optional): An open_clip pretrained tag such as ``'openai'``, or the path of a local
-            checkpoint in OpenAI (TorchScript) or open_clip (state dict) format. None builds random weights from
-            a fixed seed, identical in every process and for every component. Defaults to None.
-        quick_gelu (bool, optional): Force QuickGELU on or off. None chooses from the weights, see
-            :func:`resolve_quick_gelu`. Set it to True for plain state-dict exports of OpenAI weights.
-            Defaults to None.
+        pretrained (str, optional): An open_clip pretrained tag such as ``'openai'`` (downloaded through
+            huggingface_hub, or read from its cache with ``HF_HUB_OFFLINE=1``), or the path of a local checkpoint
+            in OpenAI (TorchScript) or open_clip (state dict) format. None builds random weights from a fixed
+            seed, identical in every process and for every component. Defaults to None.
+        quick_gelu (bool, optional): Force QuickGELU on or off. None takes it from the weights and refuses plain
+            state-dict files, which cannot tell, see :func:`resolve_quick_gelu`. Defaults to None.
+        key_prefix (str): Prefix of the config keys named in error messages, e.g. ``'model.backbone.'``.
+            Defaults to ``''``.
 
     Returns:
         torch.nn.Module: The open_clip ``CLIP`` model in eval mode.
@@ -106,15 +152,15 @@ def build_open_clip(arch: CLIPArch,
     _check_arch(arch)
     if pretrained is not None and not os.path.isfile(pretrained):
         if _looks_like_path(pretrained):
-            raise FileNotFoundError(f'`pretrained`={pretrained!r}: no such checkpoint file.')
+            raise FileNotFoundError(f'`{key_prefix}pretrained`={pretrained!r}: no such checkpoint file.')
         if isinstance(arch, dict):
-            raise ValueError(f'`pretrained`={pretrained!r} is neither a file nor usable as a tag: open_clip tags '
-                             'only exist for named architectures; give a checkpoint path.')
+            raise ValueError(f'`{key_prefix}pretrained`={pretrained!r} is neither a file nor usable as a tag: '
+                             'open_clip tags only exist for named architectures; give a checkpoint path.')
         tags = open_clip.list_pretrained_tags_by_model(arch)
         if pretrained not in tags:
-            raise ValueError(f'`pretrained`={pretrained!r} is neither an existing file nor an open_clip tag of '
-                             f'{arch!r}; valid tags: {tags}.')
-    quick_gelu = resolve_quick_gelu(arch, pretrained, quick_gelu)
+            raise ValueError(f'`{key_prefix}pretrained`={pretrained!r} is neither an existing file nor an open_clip '
+                             f'tag of {arch!r}; valid tags: {tags}.')
+    quick_gelu = resolve_quick_gelu(arch, pretrained, quick_gelu, key_prefix)
     if pretrained is None:
         model = _random_clip(arch, quick_gelu)
     elif os.path.isfile(pretrained):
@@ -125,12 +171,82 @@ def build_open_clip(arch: CLIPArch,
             model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu)
         except Exception as error:
             raise RuntimeError(
-                f'Could not obtain the open_clip weights {arch!r}/{pretrained!r} ({error}). Without internet '
-                'access, download them elsewhere and set `pretrained` to the local file path.') from error
+                f'Could not obtain the open_clip weights {arch!r}/{pretrained!r} for `{key_prefix}pretrained` '
+                f'({error}). Without internet access, either set `{key_prefix}pretrained` to a local checkpoint '
+                "file (with `quick_gelu` for a plain state dict), or copy huggingface_hub's cache of the weights "
+                'from a machine that has them and set HF_HUB_OFFLINE=1 (which also skips the retries); see '
+                'README, "Running LIFT on ImageNet-LT".') from error
     MMLogger.get_current_instance().info(
         f'Built open_clip {arch if isinstance(arch, str) else "custom"} CLIP from '
         f'{pretrained or "random weights"} (QuickGELU={quick_gelu}).')
     return model.eval()
+
+
+def save_clip_weights(model: torch.nn.Module, path: str, quick_gelu: bool) -> str:
+    """Save a CLIP model's state dict with a record of its activation, so that loading it needs no ``quick_gelu``.
+
+    The file is an open_clip checkpoint (``{'state_dict': ...}``, readable by ``open_clip.load_checkpoint``)
+    with ``meta['quick_gelu']`` added, which :func:`build_open_clip` reads.
+
+    Args:
+        model (torch.nn.Module): The open_clip CLIP model.
+        path (str): The file to write.
+        quick_gelu (bool): Whether the weights were trained with QuickGELU (True for OpenAI's CLIP).
+
+    Returns:
+        str: ``path``.
+    """
+    torch.save({'state_dict': model.state_dict(), 'meta': {QUICK_GELU_META_KEY: bool(quick_gelu)}}, path)
+    return str(path)
+
+
+class SharedCLIP:
+    """One CLIP, named by ``arch``, ``pretrained`` and ``quick_gelu``, loaded once for all components that use it.
+
+    The image backbone builds it and keeps the image tower; a head that initialises its class weights from text
+    borrows the whole model from the backbone (see :class:`~lift_mm.models.classifiers.CLIPImageClassifier`)
+    instead of loading the weights a second time. :meth:`release` drops the model, and with it the text tower,
+    once the text features are computed; the backbone's image tower lives on in the backbone.
+
+    Args:
+        arch (str | dict): As for :func:`build_open_clip`.
+        pretrained (str, optional): As for :func:`build_open_clip`. Defaults to None.
+        quick_gelu (bool, optional): As for :func:`build_open_clip`; resolved here. Defaults to None.
+        key_prefix (str): Prefix of the config keys these came from, for error messages, e.g.
+            ``'model.backbone.'``. Defaults to ``''``.
+    """
+
+    def __init__(self,
+                 arch: CLIPArch,
+                 pretrained: Optional[str] = None,
+                 quick_gelu: Optional[bool] = None,
+                 key_prefix: str = '') -> None:
+        self.arch = arch
+        self.pretrained = pretrained
+        self.key_prefix = key_prefix
+        self._model: Optional[torch.nn.Module] = build_open_clip(arch, pretrained, quick_gelu, key_prefix)
+        # Checked and resolved by the build already; this records the answer.
+        self.quick_gelu = resolve_quick_gelu(arch, pretrained, quick_gelu, key_prefix)
+
+    def config(self) -> dict:
+        """``arch``, ``pretrained`` and the resolved ``quick_gelu``."""
+        return dict(arch=self.arch, pretrained=self.pretrained, quick_gelu=self.quick_gelu)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The loaded CLIP model; loaded again if it was released."""
+        if self._model is None:
+            self._model = build_open_clip(self.arch, self.pretrained, self.quick_gelu, self.key_prefix)
+        return self._model
+
+    def release(self) -> None:
+        """Drop this holder's reference to the model."""
+        self._model = None
+
+    def __getstate__(self) -> dict:
+        # Copies and pickles (an EMA model, for instance) leave the loaded model behind; it is loaded again if a
+        # copy ever needs it.
+        return {**self.__dict__, '_model': None}
 
 
 def build_tokenizer(arch: CLIPArch) -> Callable:

@@ -34,4 +34,5 @@ def to_image_feature_space(text_features: torch.Tensor, visual_proj: Optional[to
     text_features = F.normalize(text_features, dim=-1)
     if visual_proj is None:
         return text_features
-    return F.normalize(text_features @ visual_proj.float().t(), dim=-1)
+    # The projection may already sit on the model's device while the text tower that encoded the classes does not.
+    return F.normalize(text_features @ visual_proj.float().t().to(text_features.device), dim=-1)
