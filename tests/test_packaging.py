@@ -18,7 +18,6 @@ from mmpretrain.apis import ModelHub
 from packaging.requirements import Requirement
 
 import lift_mm
-from lift_mm.utils import get_installed_path, is_installed
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FOLDERS = ('lift', 'zero_shot')
@@ -75,6 +74,7 @@ def test_missing_package_config_names_the_path(tmp_path):
 
 
 def test_installed_packages_are_found_without_pkg_resources():
+    from lift_mm.utils import get_installed_path, is_installed
     # The distribution name differs from the module name here: the module comes from its top_level.txt.
     assert get_installed_path('open_clip_torch') == os.path.dirname(open_clip.__file__)
     assert get_installed_path('mmpretrain') == os.path.dirname(mmpretrain.__file__)
@@ -114,7 +114,7 @@ def test_mmpretrain_finds_lift_mm_models_by_name():
         lift_models)
     assert set(list_models('zsclip*')) == {Path(path).stem for path in config_files('zero_shot')}
     assert ModelHub.get('lift_vitb16_imagenet-lt').config.filename == os.path.join(
-        lift_mm.utils.package_configs.MIM_DIR, 'configs', 'lift', 'lift_vitb16_imagenet-lt.py')
+        os.path.dirname(lift_mm.__file__), '.mim', 'configs', 'lift', 'lift_vitb16_imagenet-lt.py')
     model = get_model('lift_demo')
     assert type(model.backbone).__name__ == 'CLIPVisionTransformer'
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
