@@ -179,7 +179,8 @@ def plot_per_class(ax, result: dict, label: str, color: str) -> int:
     # A little room below 0 % and above 100 % keeps those points whole.
     ax.set_ylim(-2, 102)
     ax.set_yticks(range(0, 101, 20))
-    ax.set_xlabel('class, most training images first')
+    ax.set_xlabel(f'class, most training images first (many > '
+                  f'{result["many_thr"]}, few < {result["few_thr"]})')
     ax.set_ylabel('per-class top-1 accuracy (%)')
     metrics = result['metrics']
     ax.set_title(f'{label}: top-1 {_fmt(metrics.get("top1"))}, mean class '
