@@ -85,6 +85,15 @@ def test_installed_packages_are_found_without_pkg_resources():
         get_installed_path('lift_mm_no_such_package')
 
 
+def test_an_install_without_configs_is_named(tmp_path, monkeypatch):
+    from lift_mm.utils import package_configs
+    monkeypatch.setattr(package_configs, 'MIM_DIR', str(tmp_path / '.mim'))
+    monkeypatch.setattr(package_configs, '_model_index_registered', False)
+    with pytest.raises(FileNotFoundError, match=r'\.mim/model-index\.yml is missing: this lift_mm was installed '
+                       'without its configs'):
+        package_configs.register_model_index()
+
+
 def model_index_configs() -> dict:
     """Config path -> model name of every model in lift_mm's model index."""
     index = yaml.safe_load((REPO / 'model-index.yml').read_text())

@@ -98,8 +98,17 @@ def register_model_index() -> None:
     """Add lift_mm's configs to mmpretrain's model names (``list_models``, ``get_model``, ``inference_model``).
 
     Idempotent: a second call (a reloaded lift_mm) leaves the registered names alone.
+
+    Raises:
+        FileNotFoundError: If ``lift_mm/.mim/model-index.yml`` is missing (an install without the configs).
     """
     global _model_index_registered
-    if not _model_index_registered:
-        ModelHub.register_model_index(osp.join(MIM_DIR, 'model-index.yml'), config_prefix=MIM_DIR)
-        _model_index_registered = True
+    if _model_index_registered:
+        return
+    index = osp.join(MIM_DIR, 'model-index.yml')
+    if not osp.isfile(index):
+        raise FileNotFoundError(
+            f'{index} is missing: this lift_mm was installed without its configs. Reinstall it from a checkout '
+            '(pip install . or pip install -e .), which puts configs/, tools/ and model-index.yml under lift_mm/.mim.')
+    ModelHub.register_model_index(index, config_prefix=MIM_DIR)
+    _model_index_registered = True
