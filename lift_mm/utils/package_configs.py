@@ -5,8 +5,8 @@ and mmpretrain's ``list_models`` / ``get_model`` / ``inference_model`` read ``<p
 checkout, ``lift_mm/.mim`` holds links to the repository's ``configs/``, ``tools/`` and ``model-index.yml``; a
 built wheel holds copies (see ``setup.py``), so the same paths work in editable and regular installs.
 
-MMEngine 0.10.7 finds installed packages through ``pkg_resources``, which setuptools no longer ships from
-version 81 on; this module gives it the same answers from the standard library's ``importlib.metadata``.
+MMEngine 0.10.7 finds installed packages through ``pkg_resources``, which recent setuptools releases no longer
+ship; this module gives it the same answers from the standard library's ``importlib.metadata``.
 """
 import importlib.util
 import os.path as osp
