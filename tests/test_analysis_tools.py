@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,8 +196,11 @@ def test_plot_cli_writes_a_png_with_one_panel_per_result(tmp_path):
     assert f'wrote {out}' in proc.stdout
     with Image.open(out) as img:
         assert img.format == 'PNG'
-        # Two per-class panels and the group bar chart, 5 x 4.5 in at 100 dpi.
-        assert img.size == (1500, 450)
+        # Two per-class panels and the group bar chart, each a column of a
+        # two-column paper, at print resolution.
+        width, height = plot_long_tail.PANEL_SIZE
+        assert plot_long_tail.DPI == 300
+        assert img.size == (round(3 * width * 300), round(height * 300))
         colours = img.convert('RGB').getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) > 50
 
@@ -210,7 +214,8 @@ def test_plot_notes_classes_without_samples(tmp_path, capsys):
     assert (f'{dump}: 1 classes had no evaluated sample and are not drawn.'
             in capsys.readouterr().out)
     with Image.open(out) as img:
-        assert img.size == (1000, 450)
+        width, height = plot_long_tail.PANEL_SIZE
+        assert img.size == (round(2 * width * 300), round(height * 300))
 
 
 def test_plot_rejects_bad_inputs(tmp_path, capsys):
@@ -236,3 +241,69 @@ def test_plot_rejects_bad_inputs(tmp_path, capsys):
                                 out]) == 2
     assert 'none.json' in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def synthetic_result(num_classes: int, seed: int) -> dict:
+    """A dump-like result of many classes (counts 500 to 5, random accuracies)."""
+    rng = np.random.default_rng(seed)
+    counts = np.floor(500 * 0.01**(np.arange(num_classes) / (num_classes - 1))).astype(int) + 5
+    accuracy = rng.integers(0, 11, num_classes) * 10.0
+    groups = dict(many=np.flatnonzero(counts > 100), medium=np.flatnonzero((counts >= 20) & (counts <= 100)),
+                  few=np.flatnonzero(counts < 20))
+    metrics = {name: float(accuracy[idx].mean()) for name, idx in groups.items()}
+    metrics.update(top1=float(accuracy.mean()), mean_class=float(accuracy.mean()))
+    return dict(metrics=metrics, many_thr=100, few_thr=20, class_counts=counts.tolist(),
+                groups={name: idx.tolist() for name, idx in groups.items()}, per_class_accuracy=accuracy.tolist())
+
+
+def boxes_overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_plot_is_readable_for_print(tmp_path):
+    few = [plot_long_tail.load_result(str(write_dump(tmp_path / f'{name}.json', acc)))
+           for name, acc in (('ce', [10, 10, 7, 5, 2, 0]), ('lift', [10, 9, 8, 8, 7, 6]))]
+    many = synthetic_result(200, seed=0)
+    fig, skipped = plot_long_tail.plot_figure([*few, many], ['CE', 'LIFT', 'many classes'])
+    assert skipped == [0, 0, 0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = fig.axes[:4]
+    for ax, result in zip(panels, [*few, many]):
+        # Classes run left to right from the most frequent, with at least three labelled ticks.
+        low, high = ax.get_xlim()
+        assert low < high
+        assert len([t for t in ax.get_xticks() if low <= t <= high]) >= 3
+        # No group name hides a point, even one at 100 %.
+        points = ax.collections[0]
+        centres = points.get_transform().transform(points.get_offsets())
+        names = [t for t in ax.texts if t.get_text() in ('many', 'medium', 'few')]
+        assert sorted({t.get_text() for t in names}) == ['few', 'many', 'medium']
+        for text in names:
+            box = text.get_window_extent(renderer)
+            assert not any(box.x0 <= x <= box.x1 and box.y0 - 3 <= y <= box.y1 + 3 for x, y in centres)
+        # A running mean only where there are classes enough to average.
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        num_classes = len(result['class_counts'])
+        trend = [t for t in legend if t.startswith('running mean')]
+        assert trend == ([f'running mean of {num_classes // 20} classes'] if num_classes >= 100 else [])
+        # The group segments sit at the metric's many / medium / few accuracies.
+        segments = sorted(round(float(seg[0][1]), 6) for lines in ax.collections[1:] for seg in lines.get_segments())
+        assert segments == sorted(round(result['metrics'][g], 6) for g in ('many', 'medium', 'few'))
+    # The bar chart's legend hides none of the bar values (the overall bars included).
+    bars = panels[3]
+    values = [t for t in bars.texts if t.get_text()]
+    assert len(values) == 3 * 4
+    legend_box = bars.get_legend().get_window_extent(renderer)
+    assert not any(boxes_overlap(legend_box, t.get_window_extent(renderer)) for t in values)
+    assert not any(boxes_overlap(legend_box, p.get_window_extent(renderer)) for p in bars.patches)
+
+
+def test_readme_shows_how_to_make_the_plot_and_the_demo_figure():
+    readme = (ROOT / 'README.md').read_text()
+    section = readme[readme.index('## Long-tail plots'):]
+    section = section[:section.index('\n## ', 1)]
+    assert '--cfg-options test_evaluator.dump_file=' in section
+    figure = re.search(r'!\[[^\]]*\]\((docs/[\w.-]+\.png)\)', section).group(1)
+    with Image.open(ROOT / figure) as img:
+        assert img.format == 'PNG'
