@@ -131,12 +131,15 @@ def test_test_tool_fails_on_a_checkpoint_with_other_classes(trained, tmp_path):
         last_metrics(result.stdout + result.stderr)
 
 
-def test_load_checkpoint_strictly_refuses_and_loads_outside_a_runner(trained, tmp_path):
-    model = MODELS.build(trained.cfg.model)
-    with pytest.raises(CheckpointMismatchError, match=r'other shapes \(1\): head\.weight \[9, 64\]'):
-        load_checkpoint_strictly(model, str(nine_classes(trained, tmp_path / 'nine.pth')))
-    load_checkpoint_strictly(model, str(trained.checkpoint))
-    torch.testing.assert_close(model.head.weight, torch.load(trained.checkpoint)['state_dict']['head.weight'])
+def test_the_inferencer_loads_strictly_through_load_checkpoint_strictly(trained, tmp_path):
+    from mmpretrain import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(trained.cfg, pretrained=False)
+    with pytest.raises(CheckpointMismatchError, match=rf'The checkpoint {re.escape(str(tmp_path))}/nine\.pth does '
+                       r'not fit the model:\n  other shapes \(1\): head\.weight \[9, 64\]'):
+        load_checkpoint_strictly(inferencer.model, str(nine_classes(trained, tmp_path / 'nine.pth')))
+    load_checkpoint_strictly(inferencer.model, str(trained.checkpoint))
+    torch.testing.assert_close(inferencer.model.head.weight,
+                               torch.load(trained.checkpoint)['state_dict']['head.weight'])
 
 
 # load_from keeps fine-tuning semantics and warns.
