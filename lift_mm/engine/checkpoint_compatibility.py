@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Sequence, Tuple
 import torch
 from mmengine.config import Config
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.runner import CheckpointLoader
 from torch import nn
 
 from ..models.utils.compact_state_dict import FINGERPRINT_KEY
@@ -76,24 +76,23 @@ def checkpoint_state_dict(checkpoint: Any, source: str) -> Mapping[str, torch.Te
         Mapping[str, torch.Tensor]: The state dict, keys as saved.
 
     Raises:
-        TypeError: If the checkpoint is not a dict, or its state dict holds entries that are not tensors.
-        ValueError: If the checkpoint is empty.
+        ValueError: If the checkpoint is not a dict, is empty, or its state dict holds entries that are not tensors.
     """
     accepted = ('it takes an MMEngine checkpoint (a dict whose `state_dict` maps parameter names to tensors, as '
                 'tools/train.py saves) or such a state dict itself')
     if not isinstance(checkpoint, Mapping):
-        raise TypeError(f'{source} holds a {type(checkpoint).__name__}, not a checkpoint: {accepted}.')
+        raise ValueError(f'{source} holds a {type(checkpoint).__name__}, not a checkpoint: {accepted}.')
     state_dict = checkpoint.get('state_dict', checkpoint)
     where = '`state_dict`' if 'state_dict' in checkpoint else 'it'
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f'{source}: its `state_dict` is a {type(state_dict).__name__}; {accepted}.')
+        raise ValueError(f'{source}: its `state_dict` is a {type(state_dict).__name__}; {accepted}.')
     if not state_dict:
         raise ValueError(f'{source}: {where} is empty, there are no weights to load; {accepted}.')
     not_tensors = {key: type(value).__name__ for key, value in state_dict.items()
                    if not isinstance(value, torch.Tensor)}
     if not_tensors:
         listed = dict(list(not_tensors.items())[:_LISTED_KEYS])
-        raise TypeError(
+        raise ValueError(
             f'{source}: {where} has entries that are not tensors ({listed}'
             f'{", ..." if len(not_tensors) > len(listed) else ""}), so it is not a state dict; {accepted}. '
             'If the weights are nested under another key (such as `model`), save them as '
@@ -173,7 +172,7 @@ def load_checkpoint_strictly(model: nn.Module, filename: str, map_location: str 
     Raises:
         CheckpointMismatchError: Naming the keys that are missing, not in the model or of other shapes.
     """
-    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
     source = f'The checkpoint {filename}'
     state_dict = checkpoint_state_dict(checkpoint, source)
     model = unwrap_model(model)

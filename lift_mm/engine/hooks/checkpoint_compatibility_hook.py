@@ -22,7 +22,7 @@ class CheckpointCompatibilityHook(Hook):
 
     For every checkpoint the runner loads (``load_from``, ``--resume``, the checkpoint of ``tools/test.py``):
 
-    * before anything is built, a ``load_from`` that is a directory or does not exist is refused, naming the key;
+    * before loading, a ``load_from`` that is a directory or does not exist is refused, naming the key;
     * the checkpoint must hold a state dict (not a bare tensor, an empty dict or weights nested under another key);
     * its state dict is compared with the model (see :func:`~lift_mm.engine.checkpoint_compatibility.
       state_dict_mismatch`): keys the model saves but the checkpoint lacks, keys the model does not have, and
@@ -61,8 +61,9 @@ class CheckpointCompatibilityHook(Hook):
 
     def before_run(self, runner) -> None:
         path = runner._load_from
-        if path is None or '://' in path:
+        if path is None or '://' in str(path):
             return
+        path = osp.expanduser(path)
         if osp.isdir(path):
             raise IsADirectoryError(
                 f'{self._source(runner)} is a directory; it takes a checkpoint file such as '
@@ -101,7 +102,13 @@ class CheckpointCompatibilityHook(Hook):
             runner.logger.warning(f'{source} holds no config (meta["cfg"]), so resuming cannot check that '
                                   f'{", ".join(self.config_keys)} are unchanged.')
             return
-        differences = config_differences(Config.fromstring(saved_text, '.py'), runner.cfg, self.config_keys)
+        try:
+            saved = Config.fromstring(saved_text, '.py')
+        except Exception as error:  # any failure of parsing a stored config means the same here
+            runner.logger.warning(f'{source}: its stored config cannot be read ({error!r}), so resuming cannot check '
+                                  f'that {", ".join(self.config_keys)} are unchanged.')
+            return
+        differences = config_differences(saved, runner.cfg, self.config_keys)
         if not differences:
             return
         message = (f'{source} was saved with other settings than this run, so the resumed run would not match '
