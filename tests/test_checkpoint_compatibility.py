@@ -20,7 +20,7 @@ from mmpretrain.registry import MODELS
 import lift_mm  # noqa: F401
 from demo_runs import demo_runner, last_metrics, one_thread, tool_environment
 from lift_mm.datasets.synthetic_long_tail import synthetic_class_names
-from lift_mm.engine import CheckpointMismatchError, load_checkpoint_strictly
+from lift_mm.engine import CheckpointMismatchError, apply_runner_arguments, load_checkpoint_strictly
 from lift_mm.models.utils import build_open_clip
 from tiny_clip import tiny_clip_arch
 
@@ -141,6 +141,16 @@ def test_the_inferencer_loads_strictly_through_load_checkpoint_strictly(trained,
     load_checkpoint_strictly(inferencer.model, str(trained.checkpoint))
     torch.testing.assert_close(inferencer.model.head.weight,
                                torch.load(trained.checkpoint)['state_dict']['head.weight'])
+
+
+def test_the_tools_check_checkpoints_whatever_runtime_the_config_has():
+    args = SimpleNamespace(local_rank=0, launcher='none', work_dir='work', config='own_config.py')
+    own = Config(dict(default_hooks=dict(checkpoint=dict(type='CheckpointHook'))))
+    apply_runner_arguments(own, args)
+    assert own.default_hooks.checkpoint_compatibility == dict(type='CheckpointCompatibilityHook')
+    switched_off = Config(dict(default_hooks=dict(checkpoint_compatibility=None)))
+    apply_runner_arguments(switched_off, args)
+    assert switched_off.default_hooks.checkpoint_compatibility is None
 
 
 # load_from keeps fine-tuning semantics and warns.
