@@ -48,14 +48,18 @@ class CheckpointCompatibilityHook(Hook):
         self.config_keys = tuple(config_keys)
 
     @staticmethod
-    def _source(runner) -> str:
+    def _training(runner) -> bool:
+        # Runner.train() builds its loop before loading the checkpoint; test() and val() leave it a config.
+        return isinstance(runner._train_loop, BaseLoop)
+
+    def _source(self, runner) -> str:
         """The checkpoint being loaded and the key or argument that named it."""
         # Runner keeps the arguments `load_from` and `resume` private; tools/train.py --resume PATH and the
         # CHECKPOINT argument of tools/test.py set them.
         path = runner._load_from
         if runner._resume:
             return f'The checkpoint to resume, {path} (`--resume`, `load_from`)'
-        if isinstance(runner._train_loop, BaseLoop):
+        if self._training(runner):
             return f'`load_from`={path!r}'
         return f'The checkpoint {path} (`load_from`, the CHECKPOINT of tools/test.py)'
 
@@ -86,7 +90,7 @@ class CheckpointCompatibilityHook(Hook):
                 f'{source} does not fit the model of this config:\n{details}\nResume with the config the run was '
                 "trained with (the checkpoint keeps it in meta['cfg']); to start a new run from these weights, "
                 'use `load_from` instead.')
-        if not isinstance(runner._train_loop, BaseLoop):
+        if not self._training(runner):
             raise CheckpointMismatchError(
                 f'{source} does not fit the model of this config, so the results would not be the checkpoint\'s:'
                 f'\n{details}\nTest it with the config it was trained with (the checkpoint keeps it in '
