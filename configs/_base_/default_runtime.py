@@ -12,6 +12,9 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
     # Refuses to resume on changed training annotation files; on_change='warn' resumes anyway.
     annotation_fingerprint=dict(type='AnnotationFingerprintHook', on_change='error'),
+    # Refuses checkpoints that do not fit the model when testing or resuming (load_from warns), and resuming
+    # with changed batch size, learning rate, schedule or light modules; on_config_change='warn' resumes anyway.
+    checkpoint_compatibility=dict(type='CheckpointCompatibilityHook', on_config_change='error'),
 )
 # ClassNumCheckHook compares the head's num_classes with the dataset's classes before training, validation and
 # testing; it runs first so that a mismatch is reported as such, not by the hooks that use the class counts.

@@ -1,5 +1,6 @@
 from . import hooks  # noqa: F401
 from .autocast_optim_wrapper import AutocastOptimWrapper
+from .checkpoint_compatibility import CheckpointMismatchError, load_checkpoint_strictly
 from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,
                                find_resumable_checkpoint, resolve_auto_resume)
 from .hooks import FeatureCacheHook
@@ -8,7 +9,8 @@ from .runner_setup import (add_runner_arguments, apply_runner_arguments, pin_mem
 from .tta_setup import enable_tta, tta_settings
 
 __all__ = [
-    'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'add_runner_arguments',
-    'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint',
-    'hooks', 'pin_memory_enabled', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
+    'AutocastOptimWrapper', 'CheckpointMismatchError', 'CorruptCheckpointError', 'FeatureCacheHook',
+    'add_runner_arguments', 'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta',
+    'find_resumable_checkpoint', 'hooks', 'load_checkpoint_strictly', 'pin_memory_enabled', 'resolve_auto_resume',
+    'setup_distributed_without_cuda', 'tta_settings'
 ]

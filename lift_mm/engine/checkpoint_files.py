@@ -17,6 +17,7 @@ import glob
 import logging
 import os
 import os.path as osp
+import pickle
 import uuid
 import zipfile
 from pathlib import Path
@@ -27,6 +28,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 from mmengine.utils import mkdir_or_exist
+
+from ..utils.checkpoint_safety import is_torch_file, weights_only_refusal
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'CorruptCheckpointError', 'check_checkpoint_file', 'checkpoint_problem',
@@ -152,7 +155,8 @@ def check_checkpoint_file(path: str) -> None:
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_local_checkpoint(filename: str, map_location: Optional[Union[str, Callable]] = None) -> dict:
-    """MMEngine's loader of local checkpoint files, refusing incomplete ones with an error that names them.
+    """MMEngine's loader of local checkpoint files, refusing directories, incomplete files and files that
+    weights-only unpickling refuses with an error that names them.
 
     Registered for paths without a URI prefix, so it serves ``Runner.resume``, ``load_from``, ``tools/test.py``
     and ``init_cfg=dict(type='Pretrained')`` alike.
@@ -165,9 +169,19 @@ def load_local_checkpoint(filename: str, map_location: Optional[Union[str, Calla
         dict: The loaded checkpoint.
     """
     path = osp.expanduser(filename)
+    if osp.isdir(path):
+        raise IsADirectoryError(f'{filename} is a directory, not a checkpoint: give the path of a checkpoint file '
+                                'in it (such as epoch_1.pth).')
     if osp.isfile(path):
         check_checkpoint_file(path)
-    return load_from_local(filename, map_location)
+        if not is_torch_file(path):
+            raise ValueError(f'{filename} is not a checkpoint: it does not start as files written by torch.save '
+                             'do (a zip archive, or a pickle for files of torch < 1.6). Give the path of a checkpoint '
+                             '(.pth) file.')
+    try:
+        return load_from_local(filename, map_location)
+    except pickle.UnpicklingError as error:
+        raise weights_only_refusal(filename, error) from error
 
 
 def _read_last_checkpoint(work_dir: str) -> Optional[str]:

@@ -51,8 +51,13 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_runner_arguments(cfg: Config, args: argparse.Namespace) -> None:
-    """Set the launcher and the work dir (``--work-dir``, else the config's, else ``work_dirs/<config name>``)."""
+    """Set the launcher and the work dir (``--work-dir``, else the config's, else ``work_dirs/<config name>``), and
+    check every checkpoint the run loads with ``CheckpointCompatibilityHook`` unless the config configures it."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = dict()
+    if 'checkpoint_compatibility' not in cfg.default_hooks:
+        cfg.default_hooks.checkpoint_compatibility = dict(type='CheckpointCompatibilityHook')
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -1,4 +1,4 @@
-from .checkpoint_safety import register_checkpoint_safe_globals
+from .checkpoint_safety import is_torch_file, register_checkpoint_safe_globals, weights_only_refusal
 from .classnames import load_classnames
 from .log_filters import MessageFilter, drop_messages, messages_dropped
 from .package_configs import get_installed_path, is_installed, register_config_package, register_model_index
@@ -10,6 +10,7 @@ register_config_package()
 register_model_index()
 
 __all__ = [
-    'MessageFilter', 'drop_messages', 'get_installed_path', 'is_installed', 'load_classnames', 'messages_dropped',
-    'register_checkpoint_safe_globals', 'register_config_package', 'register_model_index'
+    'MessageFilter', 'drop_messages', 'get_installed_path', 'is_installed', 'is_torch_file', 'load_classnames',
+    'messages_dropped', 'register_checkpoint_safe_globals', 'register_config_package', 'register_model_index',
+    'weights_only_refusal'
 ]

@@ -36,6 +36,10 @@ _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 _NUMPY_DTYPE_CODES = '?bhilqBHILQefd'
 _NUMPY_MULTIARRAY_MODULES = ('numpy._core.multiarray', 'numpy.core.multiarray')
 
+# The first bytes of a zip archive (a local file header), and of a pickle of protocol 2 or later.
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTOCOL_2 = b'\x80'
+
 
 def history_buffer_getattr(obj: object, name: str) -> Callable:
     """Stand-in for ``builtins.getattr`` during weights-only loading.
@@ -115,6 +119,38 @@ class AllowListUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f'refused the global {qualified!r}, which reading the file would call: it '
                                          'is not on the allow-list')
         return self.safe_globals[qualified]
+
+
+def is_torch_file(path: str) -> bool:
+    """Whether ``path`` starts as the files ``torch.save`` writes do: a zip archive (torch >= 1.6, and TorchScript
+    archives) or a pickle of protocol 2 or later (torch's legacy format)."""
+    with open(path, 'rb') as file:
+        return file.read(len(_ZIP_MAGIC)).startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2))
+
+
+def weights_only_refusal(source: str, error: pickle.UnpicklingError,
+                         accepts: str = 'a checkpoint written by torch.save') -> pickle.UnpicklingError:
+    """The error to raise when torch's weights-only loading refuses a file: it names the file and what loads.
+
+    torch's own message advises loading with ``weights_only=False``, which would run whatever code the file holds;
+    only the reason torch gives (the detail it was raised with) is kept.
+
+    Args:
+        source (str): The file that was refused, and the key that named it if known.
+        error (pickle.UnpicklingError): What ``torch.load`` raised.
+        accepts (str): What the key takes. Defaults to 'a checkpoint written by torch.save'.
+
+    Returns:
+        pickle.UnpicklingError: The error to raise instead, ``from error``.
+    """
+    # torch raises its advice `from None` inside the handler of the unpickler's own error.
+    reason = error.__context__ if isinstance(error.__context__, pickle.UnpicklingError) else error
+    return pickle.UnpicklingError(
+        f'{source} cannot be loaded safely: torch\'s weights-only unpickling refused it ({str(reason).strip()}). '
+        f'It takes {accepts}, holding tensors, containers, numbers and strings plus what MMEngine writes '
+        '(allow-listed in lift_mm/utils/checkpoint_safety.py); anything else could run code when loaded. If the '
+        'file is such a checkpoint from a source you trust, re-save just its weights: '
+        '`torch.save(dict(state_dict=model.state_dict()), path)`.')
 
 
 def register_checkpoint_safe_globals() -> None:

@@ -1,5 +1,6 @@
 from .annotation_fingerprint_hook import AnnotationFingerprintHook, annotation_fingerprint
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .checkpoint_compatibility_hook import CheckpointCompatibilityHook
 from .class_counts_hook import ClassCountsHook
 from .feature_cache_hook import FeatureCacheHook
 from .head_init_hook import HeadInitHook
@@ -8,6 +9,7 @@ from .skipped_images_hook import SkippedImagesHook
 from .test_time_ensemble_hook import TestTimeEnsembleHook
 
 __all__ = [
-    'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'ClassCountsHook', 'FeatureCacheHook', 'HeadInitHook',
-    'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook', 'annotation_fingerprint'
+    'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'ClassCountsHook',
+    'FeatureCacheHook', 'HeadInitHook', 'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook',
+    'annotation_fingerprint'
 ]

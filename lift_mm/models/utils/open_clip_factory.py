@@ -5,12 +5,15 @@ config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing every
 head borrow the backbone's loaded model, so one run reads the weights once.
 """
 import os
+import pickle
 import zipfile
 from typing import Callable, Optional, Union
 
 import open_clip
 import torch
 from mmengine.logging import MMLogger
+
+from ...utils.checkpoint_safety import is_torch_file, weights_only_refusal
 
 CLIPArch = Union[str, dict]
 
@@ -54,7 +57,28 @@ def _random_clip(arch: CLIPArch, quick_gelu: bool) -> torch.nn.Module:
         return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
 
 
+# What `pretrained` takes, for error messages.
+PRETRAINED_ACCEPTS = ("an open_clip tag such as 'openai', or a CLIP checkpoint file of the architecture: an OpenAI "
+                      'TorchScript archive (ViT-B-16.pt) or an open_clip state dict')
+
+
 def _load_file(model: torch.nn.Module, path: str) -> None:
+    if not path.endswith('.safetensors') and not is_torch_file(path):
+        raise ValueError(f'`pretrained`={path!r} is not a checkpoint (it does not start as files written by '
+                         f'torch.save do); it takes {PRETRAINED_ACCEPTS}.')
+    try:
+        _load_weights(model, path)
+    except pickle.UnpicklingError as error:
+        raise weights_only_refusal(f'`pretrained`={path!r}', error, PRETRAINED_ACCEPTS) from error
+    except (AttributeError, KeyError, RuntimeError, StopIteration, TypeError, ValueError) as error:
+        # open_clip reads any pickled object as a state dict and fails on it in many ways.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f'`pretrained`={path!r} holds no CLIP weights of this architecture ({reason}); it takes '
+                         f'{PRETRAINED_ACCEPTS}. A checkpoint of a trained lift_mm model goes to `load_from` or '
+                         'tools/test.py instead.') from error
+
+
+def _load_weights(model: torch.nn.Module, path: str) -> None:
     if _is_torchscript_archive(path):
         # TorchScript archives cannot be read with weights-only unpickling; loading one as a script module
         # runs no Python pickle code.
@@ -150,6 +174,8 @@ def build_open_clip(arch: CLIPArch,
         torch.nn.Module: The open_clip ``CLIP`` model in eval mode.
     """
     _check_arch(arch)
+    if pretrained is not None and os.path.isdir(pretrained):
+        raise IsADirectoryError(f'`pretrained`={pretrained!r} is a directory; it takes {PRETRAINED_ACCEPTS}.')
     if pretrained is not None and not os.path.isfile(pretrained):
         if _looks_like_path(pretrained):
             raise FileNotFoundError(f'`{key_prefix}pretrained`={pretrained!r}: no such checkpoint file.')
