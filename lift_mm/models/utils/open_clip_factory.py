@@ -62,10 +62,14 @@ PRETRAINED_ACCEPTS = ("an open_clip tag such as 'openai', or a CLIP checkpoint f
                       'TorchScript archive (ViT-B-16.pt) or an open_clip state dict')
 
 
-def _load_file(model: torch.nn.Module, path: str) -> None:
+def _check_checkpoint_file(path: str) -> None:
     if not path.endswith('.safetensors') and not is_torch_file(path):
         raise ValueError(f'`pretrained`={path!r} is not a checkpoint (it does not start as files written by '
                          f'torch.save do); it takes {PRETRAINED_ACCEPTS}.')
+
+
+def _load_file(model: torch.nn.Module, path: str) -> None:
+    _check_checkpoint_file(path)
     try:
         _load_weights(model, path)
     except pickle.UnpicklingError as error:
@@ -73,9 +77,13 @@ def _load_file(model: torch.nn.Module, path: str) -> None:
     except (AttributeError, KeyError, RuntimeError, StopIteration, TypeError, ValueError) as error:
         # open_clip reads any pickled object as a state dict and fails on it in many ways.
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f'`pretrained`={path!r} holds no CLIP weights of this architecture ({reason}); it takes '
-                         f'{PRETRAINED_ACCEPTS}. A checkpoint of a trained lift_mm model goes to `load_from` or '
-                         'tools/test.py instead.') from error
+        raise _no_clip_weights(path, reason) from error
+
+
+def _no_clip_weights(path: str, reason: str) -> ValueError:
+    return ValueError(f'`pretrained`={path!r} holds no CLIP weights of this architecture ({reason}); it takes '
+                      f'{PRETRAINED_ACCEPTS}. A checkpoint of a trained lift_mm model goes to `load_from` or '
+                      'tools/test.py instead.')
 
 
 def _load_weights(model: torch.nn.Module, path: str) -> None:
@@ -101,9 +109,17 @@ def _recorded_quick_gelu(path: str) -> Optional[bool]:
         return True
     if path.endswith('.safetensors'):
         return None
-    # Memory-mapping reads only the pickled structure, not the tensors (legacy, non-zip files are read whole).
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    _check_checkpoint_file(path)
+    try:
+        # Memory-mapping reads only the pickled structure, not the tensors (legacy, non-zip files are read whole).
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        raise weights_only_refusal(f'`pretrained`={path!r}', error, PRETRAINED_ACCEPTS) from error
+    # Refuse what is no CLIP state dict here, before asking for its activation: every CLIP has `visual.*` weights.
+    weights = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(weights, dict) or not any(str(key).startswith(('visual.', 'module.visual.')) for key in weights):
+        raise _no_clip_weights(path, f'a {type(checkpoint).__name__} without `visual.*` weights')
+    meta = checkpoint.get('meta')
     recorded = meta.get(QUICK_GELU_META_KEY) if isinstance(meta, dict) else None
     return None if recorded is None else bool(recorded)
 
