@@ -1,9 +1,12 @@
 """Checkpoint files under interruption: atomic saves, the completeness check, and what auto-resume picks."""
+import errno
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -75,6 +78,24 @@ def test_atomic_backend_replaces_the_file_and_cleans_up_after_a_failed_write(tmp
     assert target.read_bytes() == b'new' and partial_files(str(target.parent)) == []
 
 
+class FullDiskFile(io.FileIO):
+    """A file on a disk that fills up after the first 10 bytes written to it."""
+
+    def write(self, data) -> int:
+        super().write(bytes(data[:10]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_names_the_checkpoint_being_saved(tmp_path, monkeypatch):
+    target = save(tmp_path / 'epoch_1.pth', 1.0)
+    monkeypatch.setattr(checkpoint_files, 'open', FullDiskFile, raising=False)
+    with pytest.raises(OSError, match=rf"No space left on device while saving: '{target}'") as raised:
+        save_checkpoint(dict(state_dict=dict(weight=torch.full((64, ), 2.0))), str(target),
+                        backend_args=dict(backend=ATOMIC_BACKEND))
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert torch.equal(weight(target), torch.ones(64)) and partial_files(str(tmp_path)) == []
+
+
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_complete(tmp_path):
     target = save(tmp_path / 'epoch_1.pth', 1.0)
     write_last_checkpoint(tmp_path, str(target))
@@ -136,6 +157,44 @@ def test_checkpoint_problem_finds_empty_cut_and_damaged_files(tmp_path):
     assert checkpoint_problem(str(tmp_path / 'legacy.pth')) is None
 
 
+def zip_name_field(data: bytes, record: str) -> int:
+    """Position in ``data`` (a torch zip archive) of the central directory's copy of ``record``'s name."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        directory_start = data.index(b'PK\x01\x02')
+        assert record in archive.namelist()
+    return data.index(record.encode(), directory_start)
+
+
+def test_a_damaged_byte_in_a_zip_name_field_is_a_corrupt_checkpoint(tmp_path):
+    data = bytearray(save(tmp_path / 'good.pth', 1.0).read_bytes())
+    # Names are flagged as UTF-8; 0xFF is never valid UTF-8.
+    data[zip_name_field(bytes(data), 'archive/data.pkl') + len('archive/')] = 0xFF
+    damaged = tmp_path / 'epoch_1.pth'
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match=rf'{damaged} is not a complete checkpoint: its zip archive is '
+                       'cut short or damaged \\(UnicodeDecodeError'):
+        _load_checkpoint(str(damaged))
+
+
+def test_every_damaged_byte_is_harmless_or_a_corrupt_checkpoint(tmp_path):
+    good = save(tmp_path / 'good.pth', 1.0).read_bytes()
+    damaged, outcomes = tmp_path / 'damaged.pth', set()
+    for position in range(len(good)):
+        data = bytearray(good)
+        data[position] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        try:
+            loaded = checkpoint_files.load_local_checkpoint(str(damaged))
+        except CorruptCheckpointError as err:
+            assert str(err).startswith(f'{damaged} is not a complete checkpoint: '), (position, err)
+            outcomes.add('corrupt')
+        else:
+            # Bytes neither reader uses, such as timestamps.
+            assert torch.equal(loaded['state_dict']['weight'], torch.ones(64)), position
+            outcomes.add('harmless')
+    assert outcomes == {'corrupt', 'harmless'}
+
+
 def test_loading_a_damaged_checkpoint_names_it(tmp_path):
     path = truncate(save(tmp_path / 'epoch_1.pth', 1.0))
     with pytest.raises(CorruptCheckpointError, match=rf'{path} is not a complete checkpoint: its zip archive'):
@@ -171,6 +230,26 @@ def test_resume_falls_back_to_the_newest_complete_file(last_checkpoint, tmp_path
         write_last_checkpoint(tmp_path, last_checkpoint and str(tmp_path / 'epoch_3.pth'))
     assert find_resumable_checkpoint(str(tmp_path)) == str(newest)
     assert any(message.startswith(f'Resuming from {newest}, the newest complete checkpoint') for message in warnings)
+
+
+@pytest.mark.parametrize('named', ['moved', 'junk'])
+def test_resume_searches_the_work_dir_when_last_checkpoint_names_a_missing_file(named, tmp_path, warnings):
+    save(tmp_path / 'epoch_1.pth', 1.0, mtime=1000)
+    newest = save(tmp_path / 'epoch_2.pth', 2.0, mtime=2000)
+    # The run's work dir was renamed after its last save; or a broken write left junk in last_checkpoint.
+    text = str(tmp_path.parent / 'old_name' / 'epoch_2.pth') if named == 'moved' else 'epo\x00\ufffd'
+    write_last_checkpoint(tmp_path, text)
+    assert find_resumable_checkpoint(str(tmp_path)) == str(newest)
+    assert warnings[0] == (f"{tmp_path / 'last_checkpoint'} names {text!r}, which does not exist; looking for "
+                           f'checkpoints in {tmp_path}.')
+
+
+def test_resume_refuses_to_start_afresh_when_the_named_checkpoint_and_all_others_are_missing(tmp_path, warnings):
+    write_last_checkpoint(tmp_path, str(tmp_path.parent / 'old_name' / 'epoch_2.pth'))
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path / 'last_checkpoint'} names the checkpoint "
+                       rf"'{tmp_path.parent / 'old_name' / 'epoch_2.pth'}', which does not exist, and {tmp_path} "
+                       r'holds no checkpoint .*delete .*last_checkpoint to start afresh'):
+        find_resumable_checkpoint(str(tmp_path))
 
 
 def test_resume_refuses_when_every_checkpoint_is_damaged(tmp_path, warnings):
