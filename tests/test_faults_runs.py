@@ -292,6 +292,28 @@ def test_a_damaged_checkpoint_given_explicitly_is_named(configs, data_root, unin
     assert 'Epoch(train)' not in log
 
 
+# Two runs in one work dir.
+
+
+def test_a_second_run_in_the_same_work_dir_fails_at_once_naming_the_first(configs, data_root, tmp_path):
+    # The first run trains long enough to outlast the start of the second.
+    first = start(train_command(configs['epoch'], tmp_path, data_root, options=['train_cfg.max_epochs=100']))
+    lines = []
+    try:
+        read_until(first, r'Epoch\(train\)\s*\[1\]\[\s*5/', lines)
+        log = run(train_command(configs['epoch'], tmp_path, data_root), expect_success=False)
+        assert re.search(rf'WorkDirInUseError: {tmp_path} is in use by another training run: pid {first.pid} on '
+                         r'\S+, started [\d-]+ [\d:]+ UTC', log), log[-3000:]
+        assert 'Epoch(train)' not in log and first.poll() is None
+        # The first run goes on saving checkpoints.
+        read_until(first, r'Epoch\(train\)\s*\[3\]\[\s*5/', lines)
+    finally:
+        kill_run(first)
+        first.stdout.close()
+    newest = Path((tmp_path / 'last_checkpoint').read_text())
+    assert newest.parent == tmp_path and torch.load(newest)['meta']['epoch'] >= 2
+
+
 # 3. Other foundation weights than the checkpoint's.
 
 

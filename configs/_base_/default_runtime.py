@@ -12,6 +12,8 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
     # Refuses to resume on changed training annotation files; on_change='warn' resumes anyway.
     annotation_fingerprint=dict(type='AnnotationFingerprintHook', on_change='error'),
+    # Locks the work dir while training: a second run there fails at once, naming the first.
+    work_dir_lock=dict(type='WorkDirLockHook'),
 )
 # ClassNumCheckHook compares the head's num_classes with the dataset's classes before training, validation and
 # testing; it runs first so that a mismatch is reported as such, not by the hooks that use the class counts.

@@ -5,9 +5,10 @@ from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, ch
 from .hooks import FeatureCacheHook
 from .runner_setup import add_runner_arguments, apply_runner_arguments, setup_distributed_without_cuda
 from .tta_setup import enable_tta, tta_settings
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
-    'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'add_runner_arguments',
-    'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint',
-    'hooks', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
+    'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'WorkDirInUseError', 'WorkDirLock',
+    'add_runner_arguments', 'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta',
+    'find_resumable_checkpoint', 'hooks', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
 ]

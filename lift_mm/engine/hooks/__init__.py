@@ -6,8 +6,10 @@ from .head_init_hook import HeadInitHook
 from .parameter_count_hook import ParameterCountHook
 from .skipped_images_hook import SkippedImagesHook
 from .test_time_ensemble_hook import TestTimeEnsembleHook
+from .work_dir_lock_hook import WorkDirLockHook
 
 __all__ = [
     'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'ClassCountsHook', 'FeatureCacheHook', 'HeadInitHook',
-    'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook', 'annotation_fingerprint'
+    'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook', 'WorkDirLockHook',
+    'annotation_fingerprint'
 ]
