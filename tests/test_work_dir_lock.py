@@ -94,7 +94,8 @@ def test_a_lock_from_another_host_is_refused_with_how_to_remove_it(tmp_path):
     (tmp_path / 'training.lock').write_text(json.dumps(record))
     with pytest.raises(WorkDirInUseError, match=rf'{tmp_path} is locked by a training run on another host: pid '
                        rf"{os.getpid()} on other-host, started .* cannot be checked from "
-                       rf"{re.escape(socket.gethostname())}. If it no longer runs, delete {tmp_path / 'training.lock'}"):
+                       rf"{re.escape(socket.gethostname())}. If it no longer runs, delete "
+                       rf"{tmp_path / 'training.lock'}"):
         WorkDirLock(str(tmp_path)).acquire()
 
 
