@@ -241,6 +241,37 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(loop, procs, c
     assert final_metrics(resumed_log) == final_metrics(expected_log)
 
 
+def all_metrics(log: str) -> List[str]:
+    return METRICS.findall(log)
+
+
+def test_a_validation_killed_after_its_checkpoint_is_run_on_resume(configs, data_root, tmp_path):
+    # Validation after each of the 2 epochs, one image per batch: 200 batches, long enough to be killed in.
+    options = ['train_cfg.val_interval=1', 'val_dataloader.batch_size=1']
+    expected = all_metrics(run(train_command(configs['epoch'], tmp_path / 'uninterrupted', data_root,
+                                             options=options)))
+    assert len(expected) == 2
+
+    # Killed while validating epoch 1 (mid-run), then, resumed, while validating epoch 2 (the last).
+    work_dir = tmp_path / 'killed'
+    killed_log = run_and_kill(train_command(configs['epoch'], work_dir, data_root, options=options),
+                              r'Epoch\(val\)\s*\[1\]\[\s*5/')
+    assert torch.load(work_dir / 'epoch_1.pth')['meta'].get('validation_pending'), killed_log[-3000:]
+    resumed_log = run_and_kill(train_command(configs['epoch'], work_dir, data_root, options=options, resume='auto'),
+                               r'Epoch\(val\)\s*\[2\]\[\s*5/')
+    assert 'resumed epoch: 1' in resumed_log
+    assert resumed_log.index('Epoch(val) [1]') < resumed_log.index('Epoch(train) [2]'), resumed_log[-3000:]
+    # Its validation finished, the checkpoint records it.
+    assert not torch.load(work_dir / 'epoch_1.pth')['meta'].get('validation_pending')
+    assert torch.load(work_dir / 'epoch_2.pth')['meta'].get('validation_pending')
+
+    last_log = run(train_command(configs['epoch'], work_dir, data_root, options=options, resume='auto'))
+    assert 'resumed epoch: 2' in last_log and 'Epoch(train)' not in last_log
+    assert not torch.load(work_dir / 'epoch_2.pth')['meta'].get('validation_pending')
+    # The metric history is complete and as the uninterrupted run's.
+    assert all_metrics(resumed_log)[:1] + all_metrics(last_log) == expected
+
+
 # 2. Checkpoints are written atomically; damaged ones are skipped or named.
 
 
