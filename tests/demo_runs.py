@@ -39,8 +39,9 @@ def one_thread() -> Iterator[None]:
 
 
 def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = None,
-                launcher: str = 'none') -> Runner:
-    """A runner of ``config`` with loaders in the main process, no validation and ``options`` merged last.
+                launcher: str = 'none', validate: bool = False) -> Runner:
+    """A runner of ``config`` with loaders in the main process, no validation unless ``validate``, and
+    ``options`` merged last.
 
     With ``launcher='pytorch'`` the process joins the CPU process group that ``RANK``, ``WORLD_SIZE``,
     ``MASTER_ADDR`` and ``MASTER_PORT`` describe, as the tools do.
@@ -51,7 +52,8 @@ def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = N
         merged.update({f'{loader}.num_workers': 0, f'{loader}.persistent_workers': False})
     merged.update(options or {})
     cfg.merge_from_dict(merged)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if not validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # Runners of one process need distinct names for their message hubs and loggers.
     cfg.experiment_name = f'{Path(config).stem}_{Path(work_dir).name}'
     cfg.launcher = launcher

@@ -1,4 +1,5 @@
 """Checkpoint files under interruption: atomic saves, the completeness check, and what auto-resume picks."""
+import copy
 import errno
 import io
 import os
@@ -9,18 +10,20 @@ import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
+from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
+from demo_runs import demo_runner, one_thread
 from lift_mm.engine import checkpoint_files
 from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend, CorruptCheckpointError,
                                              checkpoint_problem, find_resumable_checkpoint, partial_files,
@@ -28,6 +31,7 @@ from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend,
 from lift_mm.engine.hooks import AtomicCheckpointHook
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO = 'configs/lift/lift_demo.py'
 
 
 @pytest.fixture
@@ -274,3 +278,57 @@ def test_resolve_auto_resume_only_changes_automatic_resumes(tmp_path):
     fresh = Config(dict(resume=True, load_from=None, work_dir=str(tmp_path / 'new')))
     resolve_auto_resume(fresh)
     assert not fresh.resume and fresh.load_from is None
+
+
+# The validation after a checkpoint, interrupted.
+
+
+class InterruptValidation(Hook):
+    """Fails the first validation of a run midway, as a kill would end it."""
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if batch_idx == 1:
+            raise RuntimeError('killed during validation')
+
+
+class RecordValidations(Hook):
+    """The loop position and top-1 accuracy of each validation of a run."""
+
+    def __init__(self) -> None:
+        self.validations = []
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.validations.append((runner.iter, metrics['long_tail/top1']))
+
+
+def test_an_iteration_based_run_interrupted_in_validation_validates_when_resumed(tmp_path):
+    # 4 iterations, a checkpoint and a validation every 2 (the validation: 4 batches of 50 images).
+    options = {
+        'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4, val_interval=2),
+        'param_scheduler': dict(by_epoch=False, end=4, T_max=4),
+        'default_hooks.checkpoint.by_epoch': False, 'default_hooks.checkpoint.interval': 2,
+        'log_processor.by_epoch': False, 'val_dataloader.batch_size': 50,
+        'randomness': dict(seed=0, deterministic=True),
+    }
+    data_root = tmp_path / 'data'
+
+    def train(name: str, *hooks: Hook, **resume) -> List[tuple]:
+        # Merging takes `_delete_` out of the options.
+        runner = demo_runner(DEMO, tmp_path / name, data_root, {**copy.deepcopy(options), **resume}, validate=True)
+        recorder = RecordValidations()
+        for hook in (recorder, *hooks):
+            runner.register_hook(hook)
+        with one_thread():
+            runner.train()
+        return recorder.validations
+
+    expected = train('uninterrupted')
+    assert [position for position, _ in expected] == [2, 4]
+
+    with pytest.raises(RuntimeError, match='killed during validation'):
+        train('interrupted', InterruptValidation())
+    checkpoint = tmp_path / 'interrupted' / 'iter_2.pth'
+    assert torch.load(checkpoint)['meta']['validation_pending']
+    assert train('interrupted', resume=True, load_from=str(checkpoint)) == expected
+    assert not torch.load(checkpoint)['meta'].get('validation_pending')
+    assert not torch.load(tmp_path / 'interrupted' / 'iter_4.pth')['meta'].get('validation_pending')
