@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import List, Optional
@@ -161,20 +160,18 @@ def test_checkpoint_problem_finds_empty_cut_and_damaged_files(tmp_path):
     assert checkpoint_problem(str(tmp_path / 'legacy.pth')) is None
 
 
-def zip_name_field(data: bytes, record: str) -> int:
-    """Position in ``data`` (a torch zip archive) of the central directory's copy of ``record``'s name."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        directory_start = data.index(b'PK\x01\x02')
-        assert record in archive.namelist()
-    return data.index(record.encode(), directory_start)
+def damage_name_field(path: Path) -> Path:
+    """Damage one byte of the name of ``data.pkl`` in the zip directory of ``path``, a torch checkpoint."""
+    data = bytearray(path.read_bytes())
+    position = data.index(b'archive/data.pkl', data.index(b'PK\x01\x02')) + len('archive/')
+    # Names are flagged as UTF-8; 0xFF is never valid UTF-8.
+    data[position] = 0xFF
+    path.write_bytes(bytes(data))
+    return path
 
 
 def test_a_damaged_byte_in_a_zip_name_field_is_a_corrupt_checkpoint(tmp_path):
-    data = bytearray(save(tmp_path / 'good.pth', 1.0).read_bytes())
-    # Names are flagged as UTF-8; 0xFF is never valid UTF-8.
-    data[zip_name_field(bytes(data), 'archive/data.pkl') + len('archive/')] = 0xFF
-    damaged = tmp_path / 'epoch_1.pth'
-    damaged.write_bytes(bytes(data))
+    damaged = damage_name_field(save(tmp_path / 'epoch_1.pth', 1.0))
     with pytest.raises(CorruptCheckpointError, match=rf'{damaged} is not a complete checkpoint: its zip archive is '
                        'cut short or damaged \\(UnicodeDecodeError'):
         _load_checkpoint(str(damaged))
@@ -254,6 +251,15 @@ def test_resume_refuses_to_start_afresh_when_the_named_checkpoint_and_all_others
                        rf"'{tmp_path.parent / 'old_name' / 'epoch_2.pth'}', which does not exist, and {tmp_path} "
                        r'holds no checkpoint .*delete .*last_checkpoint to start afresh'):
         find_resumable_checkpoint(str(tmp_path))
+
+
+def test_resume_skips_a_checkpoint_with_a_damaged_name_field(tmp_path, warnings):
+    older = save(tmp_path / 'epoch_1.pth', 1.0, mtime=1000)
+    newest = damage_name_field(save(tmp_path / 'epoch_2.pth', 2.0, mtime=2000))
+    write_last_checkpoint(tmp_path, str(newest))
+    assert find_resumable_checkpoint(str(tmp_path)) == str(older)
+    assert warnings[0].startswith(f'Not resuming from {newest}: its zip archive is cut short or damaged '
+                                  '(UnicodeDecodeError')
 
 
 def test_resume_refuses_when_every_checkpoint_is_damaged(tmp_path, warnings):

@@ -62,6 +62,8 @@ class AtomicCheckpointHook(CheckpointHook):
             for path in partial_files(self.out_dir):
                 os.remove(path)
                 runner.logger.warning(f'AtomicCheckpointHook: removed {path}, left by an interrupted save.')
+        if self._pending is None:
+            return
         if self._pending != (runner.epoch, runner.iter):
             # Not resumed: the loaded checkpoint only gave the initial weights.
             self._pending = None
