@@ -75,7 +75,8 @@ class WorkDirLock:
             process_start=_process_start(os.getpid()),
             command=' '.join(sys.argv))
 
-    def _describe(self, holder: dict) -> str:
+    @staticmethod
+    def _describe(holder: dict) -> str:
         return (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')} "
                 f"(command: {holder.get('command')})")
 
@@ -136,8 +137,10 @@ class WorkDirLock:
                         f'{self.work_dir} is in use by another training run: {self._describe(holder)}. Two runs '
                         "in one work dir overwrite each other's checkpoints: wait for it to end, stop it, or "
                         'train in another work dir (--work-dir).')
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path)
+                # Another run may have taken over the stale lock meanwhile: its new lock stays.
+                if self._holder() == holder:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path)
                 taken_over = holder
                 continue
             with os.fdopen(fd, 'w', encoding='utf-8') as file:
