@@ -143,14 +143,20 @@ class WorkDirLock:
                         os.remove(self.path)
                 taken_over = holder
                 continue
-            with os.fdopen(fd, 'w', encoding='utf-8') as file:
-                json.dump(record, file)
-                file.flush()
-                os.fsync(file.fileno())
+            try:
+                with os.fdopen(fd, 'w', encoding='utf-8') as file:
+                    json.dump(record, file)
+                    file.flush()
+                    os.fsync(file.fileno())
+            except BaseException:
+                # An empty lock (a full disk) would block every later run.
+                os.remove(self.path)
+                raise
             self._record = record
             atexit.register(self.release)
             return taken_over
-        raise WorkDirInUseError(f'Another training run took the lock {self.path} first.')
+        raise WorkDirInUseError(f'Another training run took the lock {self.path} first: '
+                                f'{self._describe(self._holder() or {})}.')
 
     def release(self) -> None:
         """Remove the lock file if this lock holds it; does nothing otherwise."""
