@@ -42,9 +42,10 @@ def one_thread() -> Iterator[None]:
 
 
 def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = None,
-                launcher: str = 'none', edit: Optional[Callable[[Config], None]] = None) -> Runner:
-    """A runner of ``config`` with loaders in the main process, no validation and ``options`` merged last;
-    ``edit`` then changes the config in place, as a tool would.
+                launcher: str = 'none', edit: Optional[Callable[[Config], None]] = None,
+                validate: bool = False) -> Runner:
+    """A runner of ``config`` with loaders in the main process, no validation unless ``validate``, and
+    ``options`` merged last; ``edit`` then changes the config in place, as a tool would.
 
     With ``launcher='pytorch'`` the process joins the CPU process group that ``RANK``, ``WORLD_SIZE``,
     ``MASTER_ADDR`` and ``MASTER_PORT`` describe, as the tools do.
@@ -57,7 +58,8 @@ def demo_runner(config: str, work_dir, data_root, options: Dict[str, object] = N
     cfg.merge_from_dict(merged)
     if edit is not None:
         edit(cfg)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if not validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # Runners of one process need distinct names for their message hubs and loggers.
     cfg.experiment_name = f'{Path(config).stem}_{Path(work_dir).name}'
     cfg.launcher = launcher

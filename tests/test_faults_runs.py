@@ -241,6 +241,37 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(loop, procs, c
     assert final_metrics(resumed_log) == final_metrics(expected_log)
 
 
+def all_metrics(log: str) -> List[str]:
+    return METRICS.findall(log)
+
+
+def test_a_validation_killed_after_its_checkpoint_is_run_on_resume(configs, data_root, tmp_path):
+    # Validation after each of the 2 epochs, one image per batch: 200 batches, long enough to be killed in.
+    options = ['train_cfg.val_interval=1', 'val_dataloader.batch_size=1']
+    expected = all_metrics(run(train_command(configs['epoch'], tmp_path / 'uninterrupted', data_root,
+                                             options=options)))
+    assert len(expected) == 2
+
+    # Killed while validating epoch 1 (mid-run), then, resumed, while validating epoch 2 (the last).
+    work_dir = tmp_path / 'killed'
+    killed_log = run_and_kill(train_command(configs['epoch'], work_dir, data_root, options=options),
+                              r'Epoch\(val\)\s*\[1\]\[\s*5/')
+    assert torch.load(work_dir / 'epoch_1.pth')['meta'].get('validation_pending'), killed_log[-3000:]
+    resumed_log = run_and_kill(train_command(configs['epoch'], work_dir, data_root, options=options, resume='auto'),
+                               r'Epoch\(val\)\s*\[2\]\[\s*5/')
+    assert 'resumed epoch: 1' in resumed_log
+    assert resumed_log.index('Epoch(val) [1]') < resumed_log.index('Epoch(train) [2]'), resumed_log[-3000:]
+    # Its validation finished, the checkpoint records it.
+    assert not torch.load(work_dir / 'epoch_1.pth')['meta'].get('validation_pending')
+    assert torch.load(work_dir / 'epoch_2.pth')['meta'].get('validation_pending')
+
+    last_log = run(train_command(configs['epoch'], work_dir, data_root, options=options, resume='auto'))
+    assert 'resumed epoch: 2' in last_log and 'Epoch(train)' not in last_log
+    assert not torch.load(work_dir / 'epoch_2.pth')['meta'].get('validation_pending')
+    # The metric history is complete and as the uninterrupted run's.
+    assert all_metrics(resumed_log)[:1] + all_metrics(last_log) == expected
+
+
 # 2. Checkpoints are written atomically; damaged ones are skipped or named.
 
 
@@ -292,6 +323,28 @@ def test_a_damaged_checkpoint_given_explicitly_is_named(configs, data_root, unin
     assert re.search(rf'CorruptCheckpointError: {re.escape(str(damaged))} is not a complete checkpoint: its record '
                      r"'archive/data/\d+' fails the CRC-32 check", log), log[-3000:]
     assert 'Epoch(train)' not in log
+
+
+# Two runs in one work dir.
+
+
+def test_a_second_run_in_the_same_work_dir_fails_at_once_naming_the_first(configs, data_root, tmp_path):
+    # The first run trains long enough to outlast the start of the second.
+    first = start(train_command(configs['epoch'], tmp_path, data_root, options=['train_cfg.max_epochs=100']))
+    lines = []
+    try:
+        read_until(first, r'Epoch\(train\)\s*\[1\]\[\s*5/', lines)
+        log = run(train_command(configs['epoch'], tmp_path, data_root), expect_success=False)
+        assert re.search(rf'WorkDirInUseError: {tmp_path} is in use by another training run: pid {first.pid} on '
+                         r'\S+, started [\d-]+ [\d:]+ UTC', log), log[-3000:]
+        assert 'Epoch(train)' not in log and first.poll() is None
+        # The first run goes on saving checkpoints.
+        read_until(first, r'Epoch\(train\)\s*\[3\]\[\s*5/', lines)
+    finally:
+        kill_run(first)
+        first.stdout.close()
+    newest = Path((tmp_path / 'last_checkpoint').read_text())
+    assert newest.parent == tmp_path and torch.load(newest)['meta']['epoch'] >= 2
 
 
 # 3. Other foundation weights than the checkpoint's.

@@ -15,6 +15,8 @@ default_hooks = dict(
     # Refuses checkpoints that do not fit the model when testing or resuming (load_from warns), and resuming
     # with changed batch size, learning rate, schedule or light modules; on_config_change='warn' resumes anyway.
     checkpoint_compatibility=dict(type='CheckpointCompatibilityHook', on_config_change='error'),
+    # Locks the work dir while training: a second run there fails at once, naming the first.
+    work_dir_lock=dict(type='WorkDirLockHook'),
 )
 # ClassNumCheckHook compares the head's num_classes with the dataset's classes before training, validation and
 # testing; it runs first so that a mismatch is reported as such, not by the hooks that use the class counts.

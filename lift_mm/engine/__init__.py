@@ -7,10 +7,11 @@ from .hooks import FeatureCacheHook
 from .runner_setup import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,
                            setup_distributed_without_cuda)
 from .tta_setup import enable_tta, tta_settings
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
     'AutocastOptimWrapper', 'CheckpointMismatchError', 'CorruptCheckpointError', 'FeatureCacheHook',
-    'add_runner_arguments', 'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta',
-    'find_resumable_checkpoint', 'hooks', 'load_checkpoint_strictly', 'pin_memory_enabled', 'resolve_auto_resume',
-    'setup_distributed_without_cuda', 'tta_settings'
+    'WorkDirInUseError', 'WorkDirLock', 'add_runner_arguments', 'apply_runner_arguments', 'check_checkpoint_file',
+    'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint', 'hooks', 'load_checkpoint_strictly',
+    'pin_memory_enabled', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
 ]

@@ -20,9 +20,11 @@ import os.path as osp
 import pickle
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable, List, Optional, Union
 
+import torch
 from mmengine.config import Config
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
@@ -42,6 +44,10 @@ ATOMIC_BACKEND = 'lift_atomic_local'
 PARTIAL_SUFFIX = '.partial'
 # The first bytes of a zip archive (a local file header): torch.save's format since torch 1.6, and TorchScript's.
 _ZIP_MAGIC = b'PK\x03\x04'
+# The first byte of a pickle of protocol 2 or later (the PROTO opcode): torch's legacy format starts so.
+_PICKLE_PROTOCOL = b'\x80'
+# The folder bit of the DOS attributes in a zip entry's external attributes.
+_DOS_FOLDER_ATTRIBUTE = 0x10
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -88,9 +94,13 @@ class AtomicLocalBackend(LocalBackend):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, filepath)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
+            if isinstance(err, OSError):
+                # A full disk or quota fails in write, fsync or close, whose errors name no file (or the hidden
+                # partial one): name the file that could not be saved; the one already there is unchanged.
+                raise OSError(err.errno, f'{err.strerror} while saving', str(filepath)) from err
             raise
         _sync_directory(directory)
 
@@ -115,7 +125,9 @@ def checkpoint_problem(path: str) -> Optional[str]:
 
     Files in torch's zip format (what ``torch.save`` writes, and TorchScript archives) must have their central
     directory, and every record must match its CRC-32, which finds files cut short and damaged bytes anywhere.
-    Other files (torch's legacy pickle format) can only be checked for being empty.
+    The records are read twice, by :mod:`zipfile` and by the reader ``torch.load`` uses, which must agree on
+    their names and contents: damaged headers can make the two readers see different records. Other files must
+    start as a pickle (torch's legacy format) and can only be checked for that.
 
     Args:
         path (str): A local checkpoint file.
@@ -131,13 +143,34 @@ def checkpoint_problem(path: str) -> Optional[str]:
     if not magic:
         return 'the file is empty'
     if magic != _ZIP_MAGIC:
-        return None
+        return None if magic.startswith(_PICKLE_PROTOCOL) else \
+            f'it is neither a zip archive nor a pickle (it starts with {magic!r})'
+    # Damaged headers fail in either reader with any kind of error (bad names fail to decode, flags ask for
+    # encryption or other compression, offsets point outside the file, ...): each of them means damage.
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-        return f'its zip archive is cut short or damaged ({err})'
-    return None if damaged is None else f'its record {damaged!r} fails the CRC-32 check (damaged bytes)'
+            if damaged is not None:
+                return f'its record {damaged!r} fails the CRC-32 check (damaged bytes)'
+            checksums = {info.filename.split('/', 1)[-1]: (info.file_size, info.CRC) for info in archive.infolist()}
+            # torch writes no folders, and its reader returns no data for a record marked as one (a name
+            # ending in '/' or the DOS folder attribute), leaving whatever was in memory in its place.
+            folders = [info.filename for info in archive.infolist()
+                       if info.is_dir() or info.external_attr & _DOS_FOLDER_ATTRIBUTE]
+            if folders:
+                return f'its zip headers are damaged: the records {folders} are marked as folders'
+    except Exception as err:  # noqa: BLE001
+        return f'its zip archive is cut short or damaged ({type(err).__name__}: {err})'
+    try:
+        reader = torch._C.PyTorchFileReader(path)
+        names = reader.get_all_records()
+        differ = [name for name in names if checksums.get(name) != (reader.get_record_size(name),
+                                                                    zlib.crc32(reader.get_record(name)))]
+    except Exception as err:  # noqa: BLE001
+        return f'torch cannot read its zip archive ({type(err).__name__}: {err})'
+    if differ or len(names) != len(checksums):
+        return f'its zip headers are damaged: torch reads other records than the zip directory lists ({differ})'
+    return None
 
 
 def check_checkpoint_file(path: str) -> None:
@@ -196,9 +229,11 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     """The newest complete checkpoint of the run in ``work_dir``, for resuming without a path.
 
     The candidates are, first, the checkpoint ``work_dir/last_checkpoint`` names (MMEngine's ``CheckpointHook``
-    rewrites it after every save), then the other ``*.pth`` files of its directory (``work_dir`` when
-    ``last_checkpoint`` is absent or unreadable), newest first by modification time. Candidates that fail
-    :func:`checkpoint_problem` are skipped with a warning naming them.
+    rewrites it after every save), then the other ``*.pth`` files of ``work_dir`` and of the named checkpoint's
+    directory (``CheckpointHook(out_dir=...)`` saves elsewhere), newest first by modification time. Candidates
+    that fail :func:`checkpoint_problem` are skipped with a warning naming them. ``work_dir`` is searched even
+    when ``last_checkpoint`` names a file that does not exist (the work dir was moved or renamed, or the file
+    holds junk), so a run that has checkpoints never starts afresh.
 
     Args:
         work_dir (str): The work directory of the run.
@@ -208,28 +243,40 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
 
     Raises:
         CorruptCheckpointError: If checkpoints exist but none of them is complete.
+        FileNotFoundError: If ``last_checkpoint`` names a file that does not exist and there is no checkpoint
+            to fall back to: the run saved checkpoints, and starting afresh would overwrite them.
     """
+    last_checkpoint = osp.join(work_dir, 'last_checkpoint')
     named = _read_last_checkpoint(work_dir)
-    if named is not None and not osp.isfile(named):
-        print_log(f'{osp.join(work_dir, "last_checkpoint")} names {named}, which does not exist.', logger='current',
-                  level=logging.WARNING)
-    directory = osp.dirname(osp.abspath(named)) if named is not None else work_dir
-    newest_first = sorted(glob.glob(osp.join(glob.escape(directory), '*.pth')), key=osp.getmtime, reverse=True)
-    candidates = [named] if named is not None and osp.isfile(named) else []
-    candidates += [path for path in newest_first if osp.isfile(path) and osp.abspath(path) != osp.abspath(named or '')]
+    named_exists = named is not None and osp.isfile(named)
+    if named is not None and not named_exists:
+        print_log(f'{last_checkpoint} names {named!r}, which does not exist; looking for checkpoints in {work_dir}.',
+                  logger='current', level=logging.WARNING)
+    # Only an existing named file vouches for its directory: a junk name could point anywhere, such as a folder
+    # of unrelated weights.
+    directories = {osp.abspath(work_dir)} | ({osp.dirname(osp.abspath(named))} if named_exists else set())
+    found = {path for directory in directories for path in glob.glob(osp.join(glob.escape(directory), '*.pth'))
+             if osp.isfile(path) and not (named_exists and osp.samefile(path, named))}
+    candidates = ([named] if named_exists else []) + sorted(found, key=osp.getmtime, reverse=True)
     for path in candidates:
         problem = checkpoint_problem(path)
         if problem is None:
             if path != named:
-                print_log(f'Resuming from {path}, the newest complete checkpoint in {directory}.', logger='current',
-                          level=logging.WARNING)
+                print_log(f'Resuming from {path}, the newest complete checkpoint in {osp.dirname(path)}.',
+                          logger='current', level=logging.WARNING)
             return path
         print_log(f'Not resuming from {path}: {problem}. Trying an older checkpoint.', logger='current',
                   level=logging.WARNING)
     if candidates:
         raise CorruptCheckpointError(
-            f'No complete checkpoint to resume from in {directory}: {candidates} are all damaged (see the warnings '
-            'above). Delete them to start afresh, or resume from a copy with `--resume PATH`.')
+            f'No complete checkpoint to resume from in {", ".join(sorted(directories))}: {candidates} are all '
+            'damaged (see the warnings above). Delete them to start afresh, or resume from a copy with '
+            '`--resume PATH`.')
+    if named is not None:
+        raise FileNotFoundError(
+            f'{last_checkpoint} names the checkpoint {named!r}, which does not exist, and {work_dir} holds no '
+            'checkpoint (*.pth): this run saved checkpoints, but they are elsewhere (was the work dir moved?). '
+            f'Resume from one with `--resume PATH`, or delete {last_checkpoint} to start afresh.')
     return None
 
 

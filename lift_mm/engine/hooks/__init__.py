@@ -7,9 +7,11 @@ from .head_init_hook import HeadInitHook
 from .parameter_count_hook import ParameterCountHook
 from .skipped_images_hook import SkippedImagesHook
 from .test_time_ensemble_hook import TestTimeEnsembleHook
+from .work_dir_lock_hook import WorkDirLockHook
 
 __all__ = [
     'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'ClassCountsHook',
     'FeatureCacheHook', 'HeadInitHook', 'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook',
+    'WorkDirLockHook',
     'annotation_fingerprint'
 ]
