@@ -20,7 +20,8 @@ from mmpretrain.registry import MODELS
 import lift_mm  # noqa: F401
 from demo_runs import demo_runner, last_metrics, one_thread, tool_environment
 from lift_mm.datasets.synthetic_long_tail import synthetic_class_names
-from lift_mm.engine import CheckpointMismatchError, apply_runner_arguments, load_checkpoint_strictly
+from lift_mm.engine import (CheckpointMismatchError, CorruptCheckpointError, apply_runner_arguments,
+                            load_checkpoint_strictly)
 from lift_mm.models.utils import build_open_clip
 from tiny_clip import tiny_clip_arch
 
@@ -258,8 +259,9 @@ def test_weights_only_refusal_names_the_file_without_torch_advice(tmp_path):
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
     path = tmp_path / 'notes.pth'
     path.write_text('not a checkpoint')
-    with pytest.raises(ValueError, match=rf'{re.escape(str(path))} is not a checkpoint: it does not start as files '
-                       r'written by torch\.save do'):
+    with pytest.raises(CorruptCheckpointError, match=rf'{re.escape(str(path))} is not a complete checkpoint: it does '
+                       r"not start as files written by torch\.save do .* but with b'not ': it is damaged, or not a "
+                       r'checkpoint at all'):
         _load_checkpoint(str(path))
 
 

@@ -31,7 +31,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 from mmengine.utils import mkdir_or_exist
 
-from ..utils.checkpoint_safety import is_torch_file, weights_only_refusal
+from ..utils.checkpoint_safety import PICKLE_MAGIC, ZIP_MAGIC, weights_only_refusal
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'CorruptCheckpointError', 'check_checkpoint_file', 'checkpoint_problem',
@@ -42,10 +42,6 @@ __all__ = [
 ATOMIC_BACKEND = 'lift_atomic_local'
 # Suffix of the hidden files a save writes before renaming them onto the checkpoint.
 PARTIAL_SUFFIX = '.partial'
-# The first bytes of a zip archive (a local file header): torch.save's format since torch 1.6, and TorchScript's.
-_ZIP_MAGIC = b'PK\x03\x04'
-# The first byte of a pickle of protocol 2 or later (the PROTO opcode): torch's legacy format starts so.
-_PICKLE_PROTOCOL = b'\x80'
 # The folder bit of the DOS attributes in a zip entry's external attributes.
 _DOS_FOLDER_ATTRIBUTE = 0x10
 
@@ -137,14 +133,15 @@ def checkpoint_problem(path: str) -> Optional[str]:
     """
     try:
         with open(path, 'rb') as file:
-            magic = file.read(len(_ZIP_MAGIC))
+            magic = file.read(len(ZIP_MAGIC))
     except OSError as err:
         return f'it cannot be read ({err.strerror})'
     if not magic:
         return 'the file is empty'
-    if magic != _ZIP_MAGIC:
-        return None if magic.startswith(_PICKLE_PROTOCOL) else \
-            f'it is neither a zip archive nor a pickle (it starts with {magic!r})'
+    if magic != ZIP_MAGIC:
+        return None if magic.startswith(PICKLE_MAGIC) else \
+            (f'it does not start as files written by torch.save do (a zip archive, or a pickle for files of '
+             f'torch < 1.6), but with {magic!r}: it is damaged, or not a checkpoint at all')
     # Damaged headers fail in either reader with any kind of error (bad names fail to decode, flags ask for
     # encryption or other compression, offsets point outside the file, ...): each of them means damage.
     try:
@@ -207,10 +204,6 @@ def load_local_checkpoint(filename: str, map_location: Optional[Union[str, Calla
                                 'in it (such as epoch_1.pth).')
     if osp.isfile(path):
         check_checkpoint_file(path)
-        if not is_torch_file(path):
-            raise ValueError(f'{filename} is not a checkpoint: it does not start as files written by torch.save '
-                             'do (a zip archive, or a pickle for files of torch < 1.6). Give the path of a checkpoint '
-                             '(.pth) file.')
     try:
         return load_from_local(filename, map_location)
     except pickle.UnpicklingError as error:

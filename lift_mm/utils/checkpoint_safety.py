@@ -37,8 +37,8 @@ _NUMPY_DTYPE_CODES = '?bhilqBHILQefd'
 _NUMPY_MULTIARRAY_MODULES = ('numpy._core.multiarray', 'numpy.core.multiarray')
 
 # The first bytes of a zip archive (a local file header), and of a pickle of protocol 2 or later.
-_ZIP_MAGIC = b'PK\x03\x04'
-_PICKLE_PROTOCOL_2 = b'\x80'
+ZIP_MAGIC = b'PK\x03\x04'
+PICKLE_MAGIC = b'\x80'
 
 
 def history_buffer_getattr(obj: object, name: str) -> Callable:
@@ -125,7 +125,7 @@ def is_torch_file(path: str) -> bool:
     """Whether ``path`` starts as the files ``torch.save`` writes do: a zip archive (torch >= 1.6, and TorchScript
     archives) or a pickle of protocol 2 or later (torch's legacy format)."""
     with open(path, 'rb') as file:
-        return file.read(len(_ZIP_MAGIC)).startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2))
+        return file.read(len(ZIP_MAGIC)).startswith((ZIP_MAGIC, PICKLE_MAGIC))
 
 
 def weights_only_refusal(source: str, error: pickle.UnpicklingError,
