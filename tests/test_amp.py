@@ -12,7 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from torch import nn
 
 import lift_mm  # noqa: F401
-from lift_mm.engine import AutocastOptimWrapper
+from lift_mm.engine import AutocastOptimWrapper, mixed_precision_optim_wrapper
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -145,3 +145,22 @@ def test_mmengine_amp_optim_wrapper_trains_the_demo_on_cuda(dtype):
 def test_float16_scales_the_loss_on_cuda():
     wrapper = AutocastOptimWrapper(optimizer=sgd(nn.Linear(2, 2).cuda()), dtype='float16', device='cuda')
     assert wrapper.loss_scaler.is_enabled() and wrapper.loss_scaler.get_scale() == 2.0**16
+
+
+@pytest.mark.parametrize('device, dtype, expected', [
+    ('cuda', None, dict(type='AmpOptimWrapper', loss_scale='dynamic')),
+    ('cuda', 'bfloat16', dict(type='AmpOptimWrapper', dtype='bfloat16')),
+    ('cpu', None, dict(type='AutocastOptimWrapper', dtype='bfloat16')),
+    ('cpu', 'bfloat16', dict(type='AutocastOptimWrapper', dtype='bfloat16')),
+])
+def test_mixed_precision_optim_wrapper_keeps_the_optimizer_and_leaves_the_config(device, dtype, expected):
+    original = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01), clip_grad=dict(max_norm=1.0))
+    wrapper = mixed_precision_optim_wrapper(original, device, dtype)
+    assert {key: wrapper[key] for key in expected} == expected
+    assert wrapper['optimizer'] == original['optimizer'] and wrapper['clip_grad'] == original['clip_grad']
+    assert original['type'] == 'OptimWrapper' and 'dtype' not in original
+
+
+def test_mixed_precision_on_the_cpu_refuses_float16():
+    with pytest.raises(ValueError, match=r"Mixed precision on 'cpu' autocasts to bfloat16 only, not float16"):
+        mixed_precision_optim_wrapper(dict(type='OptimWrapper'), 'cpu', 'float16')

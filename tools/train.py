@@ -12,8 +12,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,  # noqa: E402
-                            resolve_auto_resume, setup_distributed_without_cuda)
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, mixed_precision_optim_wrapper,  # noqa: E402
+                            pin_memory_enabled, resolve_auto_resume, setup_distributed_without_cuda)
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,21 +52,11 @@ def set_loader_options(cfg: Config, pin_memory: bool, persistent_workers: bool) 
                                      and loader.get('num_workers', 0) > 0)
 
 
-def use_mixed_precision(cfg: Config) -> None:
-    """Switch the optimiser wrapper to mixed precision on the device the run will use."""
-    if torch.cuda.is_available():
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        # MMEngine's AmpOptimWrapper asserts that a GPU exists; the CPU autocasts to bfloat16 only.
-        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-        cfg.optim_wrapper.dtype = 'bfloat16'
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_runner_arguments(cfg, args)
     if args.amp:
-        use_mixed_precision(cfg)
+        cfg.optim_wrapper = mixed_precision_optim_wrapper(cfg.optim_wrapper,
+                                                          'cuda' if torch.cuda.is_available() else 'cpu')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -1,5 +1,5 @@
 from . import hooks  # noqa: F401
-from .autocast_optim_wrapper import AutocastOptimWrapper
+from .autocast_optim_wrapper import AutocastOptimWrapper, mixed_precision_optim_wrapper
 from .checkpoint_compatibility import CheckpointMismatchError, load_checkpoint_strictly
 from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,
                                find_resumable_checkpoint, resolve_auto_resume)

@@ -1,4 +1,5 @@
 """Mixed-precision training on whatever device the model is on, the CPU included."""
+import copy
 from contextlib import contextmanager
 from typing import Iterator, Optional, Union
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from mmpretrain.registry import OPTIM_WRAPPERS
 
-__all__ = ['AutocastOptimWrapper']
+__all__ = ['AutocastOptimWrapper', 'mixed_precision_optim_wrapper']
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -72,3 +73,32 @@ class AutocastOptimWrapper(AmpOptimWrapper):
         """Gradient-accumulation context of :class:`OptimWrapper`, autocasting on ``self.device``."""
         with OptimWrapper.optim_context(self, model), autocast(device_type=self.device, dtype=self.cast_dtype):
             yield
+
+
+def mixed_precision_optim_wrapper(optim_wrapper: dict, device: str, dtype: Optional[str] = None) -> dict:
+    """An ``optim_wrapper`` config switched to mixed precision on ``device``, for the tools' ``--amp`` options.
+
+    On CUDA it becomes MMEngine's ``AmpOptimWrapper`` (float16 with dynamic loss scaling unless the config or
+    ``dtype`` says otherwise); elsewhere :class:`AutocastOptimWrapper` in bfloat16, the only type the CPU autocasts
+    to, since MMEngine's wrapper refuses to be built without an accelerator.
+
+    Args:
+        optim_wrapper (dict): The config's ``optim_wrapper``; it is not changed.
+        device (str): ``'cuda'`` or ``'cpu'``.
+        dtype (str, optional): ``'float16'`` or ``'bfloat16'``; None keeps the config's, else the device's
+            default. Defaults to None.
+
+    Returns:
+        dict: The switched config.
+    """
+    wrapper = copy.deepcopy(dict(optim_wrapper))
+    if device == 'cuda':
+        wrapper.update(type='AmpOptimWrapper')
+        wrapper.setdefault('loss_scale', 'dynamic')
+        if dtype is not None:
+            wrapper['dtype'] = dtype
+    elif dtype in (None, 'bfloat16'):
+        wrapper.update(type='AutocastOptimWrapper', dtype='bfloat16')
+    else:
+        raise ValueError(f'Mixed precision on {device!r} autocasts to bfloat16 only, not {dtype}.')
+    return wrapper

@@ -57,7 +57,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner.amp import autocast  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components)
-from lift_mm.engine import tta_settings  # noqa: E402
+from lift_mm.engine import mixed_precision_optim_wrapper, tta_settings  # noqa: E402
 from lift_mm.models.classifiers import FeatureClassifier  # noqa: E402
 from mmpretrain.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
@@ -250,16 +250,10 @@ def give_uniform_class_counts(model: torch.nn.Module, num_classes: int) -> None:
 
 
 def optim_wrapper_cfg(cfg: Config, amp: str, device: str) -> dict:
-    """The config's ``optim_wrapper``, switched to autocasting when ``amp`` asks for it.
-
-    CUDA uses MMEngine's ``AmpOptimWrapper``; the CPU, where MMEngine's refuses to run, lift_mm's
-    ``AutocastOptimWrapper``.
-    """
-    wrapper = copy.deepcopy(dict(cfg.optim_wrapper))
-    if amp != 'none':
-        wrapper['type'] = 'AmpOptimWrapper' if device == 'cuda' else 'AutocastOptimWrapper'
-        wrapper['dtype'] = 'float16' if amp == 'fp16' else 'bfloat16'
-    return wrapper
+    """The config's ``optim_wrapper``, switched to autocasting on ``device`` when ``amp`` asks for it."""
+    if amp == 'none':
+        return dict(cfg.optim_wrapper)
+    return mixed_precision_optim_wrapper(cfg.optim_wrapper, device, str(AMP_DTYPES[amp]).replace('torch.', ''))
 
 
 def tte_model_and_views(cfg: Config, model: torch.nn.Module) -> Tuple[torch.nn.Module, int, str]:
