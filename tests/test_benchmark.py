@@ -14,7 +14,7 @@ from mmengine.config import Config
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 import lift_mm  # noqa: F401
-from lift_mm.models.peft.tunable_block import quick_gelu
+from lift_mm.models.backbones.clip_vit import quick_gelu
 from mmpretrain.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-from lift_mm.models.peft import AdaptFormer, BlockContext, auto_bottleneck
+from lift_mm.models.peft import AdaptFormer
+from lift_mm.models.peft.base import BlockContext, auto_bottleneck
 from lift_mm.models.utils import build_open_clip
 
 

@@ -67,6 +67,11 @@ def test_options_given_by_name_and_keys_they_do_not_take(rn_file):
                           light_modules=[dict(type='BitFit', blocks=2)]))
 
 
+def test_an_option_listed_twice_is_refused(rn_file):
+    with pytest.raises(ValueError, match=r"A light module named 'SSFOutput' is already in this block"):
+        build(rn_file, ['SSFOutput', 'SSFOutput'])
+
+
 def test_unsupported_kind_is_named(rn_file):
     with pytest.raises(KeyError, match="'AdaptFormer' is not supported on CLIP ResNets.*BitFit"):
         build(rn_file, ['AdaptFormer'])

@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import subprocess
 import sys
@@ -11,6 +12,14 @@ from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 import lift_mm  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
+CONVERTER = REPO / 'tools/model_converters/lift_to_mm.py'
+
+
+def load_converter():
+    spec = importlib.util.spec_from_file_location('lift_to_mm', CONVERTER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='module')
@@ -146,7 +155,7 @@ def test_converter_maps_reference_checkpoints(clip_files, tmp_path, kind):
 
 
 def test_converter_maps_host_tuning_in_reference_order():
-    from lift_mm.models.peft import convert_lift_reference
+    convert_lift_reference = load_converter().convert_lift_reference
     biases = {f'bias_tuned.{k}': torch.full((1, ), float(k)) for k in range(12)}
     norms = {f'ln_tuned.{k}.weight': torch.zeros(1) for k in range(4)}
     state, kinds = convert_lift_reference(dict(tuner={**biases, **norms}, head={'weight': torch.zeros(3, 4)}))
@@ -156,6 +165,19 @@ def test_converter_maps_host_tuning_in_reference_order():
     assert state[f'{prefix}.1.block.mlp.c_proj.bias'].item() == 10
     assert f'{prefix}.1.block.ln_2.weight' in state
     assert kinds == ['BitFit', 'LayerNormTuning']
+
+
+def test_converter_is_self_contained(tmp_path):
+    # As mmpretrain's converters: the script runs where lift_mm cannot be imported at all.
+    src, dst = tmp_path / 'checkpoint.pth.tar', tmp_path / 'converted.pth'
+    torch.save(dict(tuner={'bias_tuned.0': torch.ones(1)}, head={'weight': torch.zeros(3, 4)}), src)
+    code = ('import runpy, sys; sys.modules["lift_mm"] = None; '
+            f'sys.argv = ["lift_to_mm.py", {str(src)!r}, {str(dst)!r}]; '
+            f'runpy.run_path({str(CONVERTER)!r}, run_name="__main__")')
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    state = torch.load(dst, weights_only=True)['state_dict']
+    assert list(state) == ['backbone.visual.transformer.resblocks.0.block.attn.in_proj_bias', 'head.weight']
 
 
 def test_converter_rejects_unknown_keys_by_name(tmp_path):

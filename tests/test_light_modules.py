@@ -11,7 +11,7 @@ from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-from lift_mm.models.peft import LightModule, check_light_module_keys
+from lift_mm.models.peft.base import LightModule, check_light_module_keys
 
 WIDTH, HEADS, TOKENS = 64, 2, 17
 
@@ -146,6 +146,36 @@ def test_lift_order_at_a_shared_site_whatever_the_config_order(clip_file):
         return out + adaptformer.scale * bottleneck(adaptformer.bottleneck, stream)
 
     check(block, lambda x: reference_block(host, x, branch=branch))
+
+
+@pytest.mark.parametrize('site_order', [0, 4])
+def test_new_kind_acts_at_its_sites_in_its_site_order(clip_file, site_order):
+
+    class Doubling(LightModule):
+        """Doubles the MLP branch, before (order 0) or after (order 4) AdaptFormer (order 3) adds to it."""
+
+        def __init__(self, context):
+            super().__init__()
+
+        def sites(self):
+            return {'mlp_branch': lambda stream, out: 2 * out}
+
+    Doubling.site_order = site_order
+    block, host, light = first_block(build(clip_file, [dict(type=Doubling),
+                                                       dict(type='AdaptFormer', bottleneck=8)]))
+    m = light['AdaptFormer']
+
+    def branch(stream, out):
+        adapted = m.scale * bottleneck(m.bottleneck, stream)
+        return 2 * (out + adapted) if site_order > m.site_order else 2 * out + adapted
+
+    check(block, lambda x: reference_block(host, x, branch=branch))
+
+
+def test_kind_at_a_site_the_host_lacks_is_refused_by_name(clip_file):
+    with pytest.raises(ValueError, match=r"SSFOutput acts at \['output'\], which OpenCLIPTunableBlock does not "
+                                         r"offer; its sites are \['tokens', 'ln_1'"):
+        build(clip_file, ['SSFOutput'])
 
 
 def test_vpt_deep_replaces_previous_prompts(clip_file):

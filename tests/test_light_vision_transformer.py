@@ -40,6 +40,18 @@ def test_pretrained_weights_load_in_init_and_untrained_adapters_keep_the_output(
     assert trainable and all('.light_modules.AdaptFormer.' in name for name in trainable)
 
 
+def test_train_mode_reaches_backbone_and_light_modules_not_the_frozen_vit(vit_checkpoint):
+    light = build(vit_checkpoint, [dict(type='AdaptFormer', bottleneck=4)])
+    adapters = [layer.light_modules for layer in light.layers]
+    foundation = [module for name, module in light.named_modules() if name and '.light_modules' not in name
+                  and not name.endswith('light_modules')]
+    assert light.train() is light
+    assert light.training and all(m.training for a in adapters for m in a.modules())
+    assert foundation and not any(module.training for module in foundation)
+    light.eval()
+    assert not any(module.training for module in light.modules())
+
+
 def test_lora_reaches_the_fused_qkv_of_mmpretrain_attention(vit_checkpoint):
     light = build(vit_checkpoint, [dict(type='LoRA', bottleneck=2)])
     layer = light.layers[0]

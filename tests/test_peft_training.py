@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import lift_mm  # noqa: F401
-from lift_mm.models.peft import registered_light_modules
+from lift_mm.models.peft.base import registered_light_modules
 
 REPO = Path(__file__).resolve().parents[1]
 VIT_KINDS = sorted(set(registered_light_modules()) - {'BatchNormTuning', 'SSFOutput'})

@@ -72,7 +72,7 @@ class ClassCountsHook(Hook):
     """Give the training set's per-class sample counts to every module of the model that asks for them.
 
     Before training, every submodule with a ``set_class_counts`` method (the long-tail losses of lift_mm, any
-    :class:`ClassCountsMixin`) receives the counts of ``runner.train_dataloader.dataset``, found as described in
+    :class:`BaseClassCountsLoss`) receives the counts of ``runner.train_dataloader.dataset``, found as described in
     :func:`count_classes` (``metainfo['class_counts']``, else a count of ``get_gt_labels()``, which every mmpretrain
     dataset has), with the number of classes from ``metainfo['classes']``. If no module asks, the dataset is not
     read. The counts are not stored in checkpoints, so resumed runs get them the same way.

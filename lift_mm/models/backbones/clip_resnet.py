@@ -5,16 +5,16 @@ from torch import nn
 
 from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
-from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
-                    light_module_cfg)
-from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
+from ..peft import BatchNormTuning, BitFit, FullFineTuning, SSFOutput
+from ..peft.base import OUTPUT_SITES, BlockContext, LightModuleContainer, check_light_module_keys, light_module_cfg
+from ..utils import FrozenFoundationMixin, SharedCLIP
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
 
 
 @MODELS.register_module()
-class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
+class CLIPResNet(FrozenFoundationMixin, LightModuleContainer, BaseBackbone):
     """CLIP's ResNet image encoder (open_clip ``RN50``, ``RN101``, ...), frozen, with LIFT's options for it.
 
     The output is the attention-pooled feature, already in CLIP's joint space (1024-d for RN50), so heads
@@ -36,6 +36,7 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
         compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
         check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
     """
+    SITES = OUTPUT_SITES
 
     def __init__(self,
                  arch: Union[str, dict] = 'RN50',
@@ -52,51 +53,27 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
         visual = self.shared_clip.model.visual
         if not hasattr(visual, 'attnpool'):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
-        freeze(visual)
         self.visual = visual
-        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
-        context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,
-                               num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
-        self.light_modules = nn.ModuleDict()
+        self.build_light_weight('visual', light_modules, num_classes, compact_state_dict, check_fingerprint)
+
+    def add_light_modules(self, light_modules: Sequence[Union[dict, str]], num_classes: Optional[int]) -> None:
+        """Build the configured options, which act on the whole encoder (its weights, its output feature)."""
+        self.init_light_modules()
+        # The encoder counts as one block: light modules of ResNets take only its output width.
+        context = BlockContext(embed_dims=self.visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1,
+                               block_index=0, num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
         for entry in light_modules:
             cfg, kind = light_module_cfg(entry)
             if kind not in SUPPORTED_KINDS:
                 raise KeyError(f'Light module {kind.__name__!r} is not supported on CLIP ResNets; use one of '
                                f'{[k.__name__ for k in SUPPORTED_KINDS]}.')
             check_light_module_keys(cfg, kind, ('type', ))
-            module = MODELS.build(cfg, default_args=dict(context=context))
-            self.light_modules[kind.__name__] = module
-            for param in module.host_parameters(visual):
-                param.requires_grad_(True)
-        self.finish_construction(num_classes)
+            self.add_light_module(kind.__name__, MODELS.build(cfg, default_args=dict(context=context)))
 
     def light_module_host(self) -> nn.Module:
         """The module whose weights light modules act on."""
         return self.visual
 
-    @property
-    def out_channels(self) -> int:
-        """Width of the output feature."""
-        return self.visual.output_dim
-
-    def train(self, mode: bool = True) -> 'CLIPResNet':
-        """The frozen encoder runs in eval mode; light modules and tuned BatchNorm layers follow ``mode``.
-
-        Text features are computed before the model first runs (a head's ``init_weights``, or when a zero-shot
-        head is built), so the text tower of :attr:`shared_clip` is released here.
-        """
-        super().train(mode)
-        self.shared_clip.release()
-        self.visual.eval()
-        for module in self.light_modules.values():
-            module.train(mode)
-            for norm in getattr(module, 'host_modules', lambda host: [])(self.visual):
-                norm.train(mode)
-        return self
-
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor]:
         feature = self.visual(images)
-        for module in self.light_modules.values():
-            for site, hook in module.hooks().items():
-                feature = hook(feature, feature)
-        return (feature, )
+        return (self.at_site('output', feature, feature), )

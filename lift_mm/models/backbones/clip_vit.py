@@ -1,13 +1,61 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
+from open_clip.transformer import QuickGELU
 from torch.utils.checkpoint import checkpoint
 
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
+from ..peft import inject_light_modules
+from ..peft.base import BlockParts, TunableBlock
+from ..utils import FrozenFoundationMixin, SharedCLIP
+
+# The constant of QuickGELU, ``x * sigmoid(1.702 x)``, the MLP activation of OpenAI's CLIP.
+QUICK_GELU_ALPHA = 1.702
+
+
+class _QuickGELUFunction(torch.autograd.Function):
+    """QuickGELU that keeps only its input for the backward pass.
+
+    Autograd through ``x * sigmoid(1.702 x)`` keeps both ``x`` and the sigmoid, two tensors of the MLP's hidden
+    width, the largest activations of a block. Its derivative is SiLU's at ``1.702 x``, which PyTorch computes in
+    one fused kernel from ``x`` alone. Each direction allocates one tensor of the size of ``x`` and works in it in
+    place: on the CPU, fresh allocations of this size are page faults on every step.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        # The same operations as open_clip's QuickGELU, so the values are bitwise identical.
+        return (x * QUICK_GELU_ALPHA).sigmoid_().mul_(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x, = ctx.saved_tensors
+        scaled = x * QUICK_GELU_ALPHA
+        return torch.ops.aten.silu_backward.grad_input(grad, scaled, grad_input=scaled)
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """``x * sigmoid(1.702 x)`` with half the activation memory of its autograd graph (see
+    :class:`_QuickGELUFunction`)."""
+    return _QuickGELUFunction.apply(x)
+
+
+class OpenCLIPTunableBlock(TunableBlock):
+    """:class:`TunableBlock` for open_clip's ``ResidualAttentionBlock`` (fused ``in_proj_weight``).
+
+    open_clip's ``QuickGELU`` (OpenAI's CLIP) runs as :func:`quick_gelu`, the same values with less memory.
+    """
+
+    def parts(self) -> BlockParts:
+        block = self.block
+        act = quick_gelu if type(block.mlp.gelu) is QuickGELU else block.mlp.gelu
+        return BlockParts(
+            ln_1=block.ln_1, qkv_weight=block.attn.in_proj_weight, qkv_bias=block.attn.in_proj_bias,
+            out_proj=block.attn.out_proj, num_heads=block.attn.num_heads, ls_1=block.ls_1, ln_2=block.ln_2,
+            fc1=block.mlp.c_fc, act=act, fc2=block.mlp.c_proj, ls_2=block.ls_2)
 
 
 @MODELS.register_module()
@@ -59,34 +107,17 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
         if not hasattr(visual, 'transformer') or getattr(visual, 'attn_pool', None) is not None:
             raise ValueError(f'`arch`={arch!r} is not a plain CLIP ViT (class-token pooling, no attention '
                              'pooling); CLIPVisionTransformer supports ViT architectures such as ViT-B-16.')
-        freeze(visual)
         self.visual = visual
         self.with_cp = with_cp
         self.out_projected = out_projected
-        # Fingerprint the weights as loaded, before light modules join them.
-        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
+        self.build_light_weight('visual', light_modules, num_classes, compact_state_dict, check_fingerprint)
+
+    def add_light_modules(self, light_modules: Sequence[Union[dict, str]], num_classes: Optional[int]) -> None:
+        """Wrap every residual block in an :class:`OpenCLIPTunableBlock` holding its light modules."""
+        visual = self.visual
         inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
                              num_tokens=visual.positional_embedding.shape[0],
                              patch_size=tuple(visual.conv1.kernel_size), num_classes=num_classes)
-        self.finish_construction(num_classes)
-
-    @property
-    def out_channels(self) -> int:
-        """Width of the output feature."""
-        return self.visual.proj.shape[1] if self.out_projected else self.visual.ln_post.normalized_shape[0]
-
-    def train(self, mode: bool = True) -> 'CLIPVisionTransformer':
-        """Only light modules follow ``mode``; the frozen encoder always runs in eval mode.
-
-        Text features are computed before the model first runs (a head's ``init_weights``, or when a zero-shot
-        head is built), so the text tower of :attr:`shared_clip` is released here.
-        """
-        super().train(mode)
-        self.shared_clip.release()
-        self.visual.eval()
-        for block in self.visual.transformer.resblocks:
-            block.light_modules.train(mode)
-        return self
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Patch, class and position embeddings, then ``ln_pre``: tokens of shape (batch, tokens, width)."""

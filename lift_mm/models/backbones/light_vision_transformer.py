@@ -1,14 +1,36 @@
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from mmengine.model.weight_init import PretrainedInit
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
-from ..peft import VPTDeep, inject_light_modules, light_module_cfg
-from ..peft.mmpretrain_block import MMPretrainTunableBlock
-from ..utils import CompactStateDict, FrozenFoundationMixin, freeze
+from torch import nn
+
+from ..peft import VPTDeep, inject_light_modules
+from ..peft.base import BlockParts, TunableBlock, light_module_cfg
+from ..utils import FrozenFoundationMixin
 
 # Output types that read the patch tokens back as a grid, which appended prompt tokens would break.
 GRID_OUTPUTS = ('featmap', 'avg_featmap')
+
+
+class MMPretrainTunableBlock(TunableBlock):
+    """:class:`TunableBlock` for mmpretrain's ``TransformerEncoderLayer`` (ViT, DeiT, ...).
+
+    The host's dropouts and drop-path are not applied: its weights are frozen and run as in eval mode.
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        if getattr(block.attn, 'v_shortcut', False) or not hasattr(block.ffn, 'layers'):
+            raise ValueError('Light modules support mmpretrain transformer layers with a plain attention (no '
+                             'v_shortcut) and a two-linear FFN (not SwiGLU).')
+        super().__init__(block)
+
+    def parts(self) -> BlockParts:
+        block = self.block
+        return BlockParts(
+            ln_1=block.ln1, qkv_weight=block.attn.qkv.weight, qkv_bias=block.attn.qkv.bias,
+            out_proj=block.attn.proj, num_heads=block.attn.num_heads, ls_1=block.attn.gamma1, ln_2=block.ln2,
+            fc1=block.ffn.layers[0][0], act=block.ffn.layers[0][1], fc2=block.ffn.layers[1], ls_2=block.ffn.gamma2)
 
 
 @MODELS.register_module()
@@ -44,20 +66,14 @@ class LightVisionTransformer(FrozenFoundationMixin, VisionTransformer):
             raise ValueError(f"Visual prompts need out_type='cls_token' or 'raw', not {self.out_type!r}: appended "
                              'prompt tokens cannot be read back as a feature map.')
         self.init_weights()
-        freeze(self)
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         # Without pretrained weights the foundation is random and no other process can rebuild it.
         pretrained = any(cfg and cfg.get('type') in ('Pretrained', PretrainedInit) for cfg in init_cfgs)
-        CompactStateDict(self, '', compact=compact_state_dict, check_fingerprint=check_fingerprint,
-                         source_key='init_cfg', reproducible=pretrained)
+        self.build_light_weight('', light_modules, num_classes, compact_state_dict, check_fingerprint,
+                                source_key='init_cfg', reproducible=pretrained)
+
+    def add_light_modules(self, light_modules: Sequence[Union[dict, str]], num_classes: Optional[int]) -> None:
+        """Wrap every transformer layer in an :class:`MMPretrainTunableBlock` holding its light modules."""
         num_tokens = self.patch_resolution[0] * self.patch_resolution[1] + self.num_extra_tokens
         inject_light_modules(self.layers, light_modules, MMPretrainTunableBlock, num_tokens=num_tokens,
                              patch_size=tuple(self.patch_embed.projection.kernel_size), num_classes=num_classes)
-        self.finish_construction(num_classes)
-
-    def train(self, mode: bool = True) -> 'LightVisionTransformer':
-        """Only light modules follow ``mode``; the frozen ViT always runs in eval mode."""
-        super().train(False)
-        for layer in self.layers:
-            layer.light_modules.train(mode)
-        return self

@@ -4,7 +4,7 @@ from typing import Iterable, List, Tuple
 from torch import nn
 
 from mmpretrain.registry import MODELS
-from .light_module import BlockContext, LightModule
+from .base import BlockContext, LightModule
 
 
 @MODELS.register_module()

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mmpretrain.registry import MODELS
-from .light_module import BlockContext, LightModule
+from .base import BlockContext, LightModule
 
 # The four linears of a block, in the order their masks are drawn from the shared generator.
 LINEAR_SITES = ('qkv', 'attn_out', 'mlp_in', 'mlp_out')
@@ -88,5 +88,5 @@ class SparseTuning(LightModule):
             self.updates[site] = MaskedUpdate(weight, bias, self.ratio, self._generator)
         del self._generator
 
-    def hooks(self) -> dict:
+    def sites(self) -> dict:
         return {f'{site}_params': self.updates[site] for site in LINEAR_SITES}

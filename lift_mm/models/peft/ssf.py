@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmpretrain.registry import MODELS
-from .light_module import BlockContext, LightModule
+from .base import BlockContext, LightModule
 
 
 class ScaleShift(nn.Module):
@@ -30,7 +30,7 @@ class ScaleShift(nn.Module):
 
 class _SSF(LightModule):
     """A :class:`ScaleShift` at each site of ``SITES``: ``(site, width attribute of the context, multiple)``."""
-    order = 1
+    site_order = 1
     SITES: Tuple[Tuple[str, str, int], ...] = ()
 
     def __init__(self, context: BlockContext) -> None:
@@ -38,7 +38,7 @@ class _SSF(LightModule):
         self.ssf = nn.ModuleDict({site: ScaleShift(getattr(context, width) * multiple)
                                   for site, width, multiple in self.SITES})
 
-    def hooks(self) -> dict:
+    def sites(self) -> dict:
         return dict(self.ssf.items())
 
 
@@ -79,11 +79,11 @@ class SSFOutput(LightModule):
     Args:
         context (BlockContext): Sizes of the host; ``embed_dims`` is the output width.
     """
-    order = 1
+    site_order = 1
 
     def __init__(self, context: BlockContext) -> None:
         super().__init__()
         self.ssf = ScaleShift(context.embed_dims)
 
-    def hooks(self) -> dict:
+    def sites(self) -> dict:
         return {'output': self.ssf}

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mmpretrain.registry import MODELS
-from .light_module import BlockContext, LightModule
+from .base import BlockContext, LightModule
 
 
 @MODELS.register_module()
@@ -30,7 +30,7 @@ class VPTDeep(LightModule):
         bound = math.sqrt(6. / (3 * context.patch_size[0] * context.patch_size[1] + context.embed_dims))
         nn.init.uniform_(self.prompt, -bound, bound)
 
-    def hooks(self) -> dict:
+    def sites(self) -> dict:
         return {'tokens': self.forward}
 
     def forward(self, tokens: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
