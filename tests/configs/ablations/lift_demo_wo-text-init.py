@@ -1,5 +1,5 @@
 # Ablation (LIFT Tables 5 and 7) on the offline demo: without semantic initialisation, the classifier starts from
 # LIFT's random weights.
-_base_ = ['../lift_demo_tte.py']
+_base_ = ['../../../configs/lift/lift_demo_tte.py']
 
 model = dict(head=dict(text_init=None))
