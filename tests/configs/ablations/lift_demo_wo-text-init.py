@@ -1,4 +1,4 @@
-# Ablation (LIFT Tables 5 and 7) on the offline demo: without semantic initialisation, the classifier starts from
+# Ablation (LIFT Tables 7 and 13) on the offline demo: without semantic initialisation, the classifier starts from
 # LIFT's random weights.
 _base_ = ['../../../configs/lift/lift_demo_tte.py']
 
