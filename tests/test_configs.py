@@ -1,4 +1,5 @@
 """Every LIFT config loads, agrees with itself on the number of classes, and builds its model."""
+import ast
 import copy
 import functools
 import json
@@ -66,6 +67,22 @@ def distinct_backbones(paths):
 def test_config_builds_its_model(path):
     model = MODELS.build(without_weights(load(path)))
     assert any(p.requires_grad for p in model.parameters()) or model.head.__class__.__name__ == 'ZeroShotClsHead'
+
+
+def full_config_bases(path):
+    """The repository paths of the complete configs (not the parts under ``_base_/``) that ``path`` inherits."""
+    for node in ast.parse((REPO / path).read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == '_base_':
+            bases = [(REPO / path).parent / base for base in ast.literal_eval(node.value)]
+            return [str(base.resolve().relative_to(REPO)) for base in bases if '_base_' not in base.parts]
+    return []
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_changes_what_it_inherits(path):
+    # A config equal to its base is a second name for the same run: users should find one name per run.
+    for base in full_config_bases(path):
+        assert load(path).to_dict() != load(base).to_dict(), f'{path} only restates {base}: use {base} instead'
 
 
 @pytest.mark.parametrize('path', CONFIGS)

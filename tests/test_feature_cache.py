@@ -233,7 +233,7 @@ def test_training_from_the_cache_matches_training_on_images(tmp_path, data_root)
     # The uncached run: the same classifier-only model, trained on images through the same deterministic
     # pipeline (the test pipeline), with the encoder run in every iteration.
     uncached_config = tmp_path / 'uncached.py'
-    uncached_config.write_text(f"_base_ = ['{REPO / 'configs/lift/ablations/lift_demo_classifier-only.py'}']\n"
+    uncached_config.write_text(f"_base_ = ['{REPO / 'tests/configs/ablations/lift_demo_classifier-only.py'}']\n"
                                'train_dataloader = dict(dataset=dict(pipeline=_base_.test_pipeline))\n')
     metrics, weights = train(str(uncached_config), tmp_path / 'uncached', data_root)
     cached_metrics, cached_weights = train(CACHED, tmp_path / 'cached', data_root)

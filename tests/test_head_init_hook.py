@@ -15,7 +15,7 @@ import lift_mm  # noqa: F401
 from lift_mm.models.heads import fit_balanced_logistic_regression
 from mmpretrain.registry import HOOKS
 
-CONFIG = 'configs/lift/ablations/lift_demo_wo-text-init.py'
+CONFIG = 'tests/configs/ablations/lift_demo_wo-text-init.py'
 CLIP_SEED = 5
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])
@@ -107,7 +107,7 @@ def test_hook_refuses_to_replace_a_text_initialisation(setup):
 def test_loaded_checkpoints_keep_their_head(setup, monkeypatch):
     """Training initialises the head; load_from and --resume restore the trained head instead."""
     options = {**setup['options'], 'train_cfg.max_epochs': 1}
-    config = 'configs/lift/ablations/lift_demo_init-class-mean.py'
+    config = 'tests/configs/ablations/lift_demo_init-class-mean.py'
     with one_thread():
         demo_runner(config, setup['root'] / 'first', setup['root'] / 'data', options).train()
     checkpoint = setup['root'] / 'first' / 'epoch_1.pth'

@@ -1,4 +1,4 @@
 # Prompt ablation (LIFT Table 13) on the offline demo: text initialisation from the bare class name ('{}').
-_base_ = ['../lift_demo_tte.py']
+_base_ = ['../../../configs/lift/lift_demo_tte.py']
 
 model = dict(head=dict(text_init=dict(prompt='classname')))

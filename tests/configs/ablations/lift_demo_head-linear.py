@@ -1,6 +1,6 @@
 # Classifier ablation (LIFT Table 15) on the offline demo: a linear classifier with bias (LIFT's LinearClassifier),
 # with the same initialisation and loss.
-_base_ = ['../lift_demo_tte.py']
+_base_ = ['../../../configs/lift/lift_demo_tte.py']
 
 # The cosine head's `scale` is the only key the other heads do not take.
 model = dict(head=dict({key: value for key, value in _base_.model.head.items() if key != 'scale'},

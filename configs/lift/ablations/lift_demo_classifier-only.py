@@ -1,4 +1,0 @@
-# Ablation (LIFT Table 5) on the offline demo: only the classifier is trained, no light modules.
-_base_ = ['../lift_demo_tte.py']
-
-model = dict(backbone=dict(light_modules=[]))

@@ -1,4 +1,0 @@
-# Ablation (LIFT Table 5) on the offline demo: full fine-tuning of the CLIP encoder instead of AdaptFormer.
-_base_ = ['../lift_demo_tte.py']
-
-model = dict(backbone=dict(light_modules=[dict(type='FullFineTuning')]))

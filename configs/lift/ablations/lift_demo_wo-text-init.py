@@ -1,5 +1,0 @@
-# Ablation (LIFT Tables 5 and 7) on the offline demo: without semantic initialisation, the classifier starts from
-# LIFT's random weights.
-_base_ = ['../lift_demo_tte.py']
-
-model = dict(head=dict(text_init=None))

@@ -1,5 +1,0 @@
-# Loss ablation (LIFT Table 16) on ImageNet-LT: the logit-adjusted loss, LIFT's default (`loss_type LA`), spelled
-# out. Losses that need class counts get them from ClassCountsHook.
-_base_ = ['../lift_vitb16_imagenet-lt_tte.py']
-
-model = dict(head=dict(loss=dict(_delete_=True, type='LogitAdjustedLoss', tau=1.0)))
