@@ -10,8 +10,8 @@ from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .annotation_files import (file_sha256, parse_annotation_file,
-                               parse_classnames_file)
+from ..utils.classnames import parse_classnames_file
+from .annotation_files import file_sha256, parse_annotation_file
 
 # Keys this dataset derives from its files; accepting them from the config
 # too would let two sources disagree about the label space.

@@ -2,6 +2,7 @@ from . import hooks  # noqa: F401
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .checkpoint_files import (CorruptCheckpointError, check_checkpoint_file, checkpoint_problem,
                                find_resumable_checkpoint, resolve_auto_resume)
+from .feature_extraction import extract_features, feature_cache_key
 from .hooks import FeatureCacheHook
 from .runner_setup import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,
                            setup_distributed_without_cuda)
@@ -9,6 +10,7 @@ from .tta_setup import enable_tta, tta_settings
 
 __all__ = [
     'AutocastOptimWrapper', 'CorruptCheckpointError', 'FeatureCacheHook', 'add_runner_arguments',
-    'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'find_resumable_checkpoint',
-    'hooks', 'pin_memory_enabled', 'resolve_auto_resume', 'setup_distributed_without_cuda', 'tta_settings'
+    'apply_runner_arguments', 'check_checkpoint_file', 'checkpoint_problem', 'enable_tta', 'extract_features',
+    'feature_cache_key', 'find_resumable_checkpoint', 'hooks', 'pin_memory_enabled', 'resolve_auto_resume',
+    'setup_distributed_without_cuda', 'tta_settings'
 ]

@@ -12,8 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mmpretrain.registry import HOOKS
-from ...datasets.cached_features import CachedFeatureDataset, extract_features, feature_cache_key
+from ...datasets.cached_features import CachedFeatureDataset
 from ...models.classifiers import FeatureClassifier
+from ..feature_extraction import extract_features, feature_cache_key
 
 __all__ = ['FeatureCacheHook']
 

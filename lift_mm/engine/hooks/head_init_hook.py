@@ -12,8 +12,8 @@ from torch.nn import functional as F
 from torch.utils.data import Subset
 
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
-from ...datasets.cached_features import extract_features
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
+from ..feature_extraction import extract_features
 
 METHODS = ('class_mean', 'linear_probe')
 LINEAR_PROBE_KEYS = ('C', 'max_iter', 'tol')

@@ -3,10 +3,9 @@ from .freeze import freeze
 from .frozen_foundation import FrozenFoundationMixin
 from .open_clip_factory import SharedCLIP, build_open_clip, build_tokenizer, resolve_quick_gelu, save_clip_weights
 from .parameter_count import count_parameters, format_parameter_counts
-from .text_features import encode_class_prompts, to_image_feature_space
 
 __all__ = [
     'FINGERPRINT_KEY', 'CompactStateDict', 'FrozenFoundationMixin', 'SharedCLIP', 'build_open_clip',
-    'build_tokenizer', 'count_parameters', 'encode_class_prompts', 'fingerprint', 'fingerprint_hex',
-    'format_parameter_counts', 'freeze', 'resolve_quick_gelu', 'save_clip_weights', 'to_image_feature_space'
+    'build_tokenizer', 'count_parameters', 'fingerprint', 'fingerprint_hex',
+    'format_parameter_counts', 'freeze', 'resolve_quick_gelu', 'save_clip_weights'
 ]
