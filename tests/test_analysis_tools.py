@@ -138,6 +138,20 @@ def test_check_dataset_lists_missing_and_broken_images(tmp_path, capsys,
     assert len(lines) == 4
 
 
+def test_check_dataset_decodes_as_training_does(tmp_path, capsys):
+    # Pillow opens a Targa file, but the OpenCV decoder that loads training images cannot: the check must fail.
+    config = write_config(tmp_path, TRAIN, VAL)
+    targa = tmp_path / 'data' / 'img' / 'v2.png'
+    Image.new('RGB', (8, 8), (200, 0, 0)).save(targa, format='TGA')
+    with Image.open(targa) as image:
+        image.load()
+    assert check_dataset.main([str(config), '--split', 'val']) == 1
+    assert capsys.readouterr().err.strip().splitlines()[1:] == [
+        'val: 1 of 4 image files are missing or unreadable:',
+        f'  {targa}: it cannot be decoded as an image'
+    ]
+
+
 def test_check_dataset_reports_unbuildable_and_missing_splits(tmp_path,
                                                               capsys):
     config = write_config(tmp_path, TRAIN, VAL + ['img/v0.png 1'])

@@ -29,6 +29,10 @@ class UnreadableImageError(OSError):
 def image_problem(path: str) -> Optional[str]:
     """Why the image at ``path`` cannot be read or decoded, or None.
 
+    The one test of readability: the dataset tells unreadable images by it and
+    ``tools/analysis/check_dataset.py`` checks image files by it, both
+    decoding as ``LoadImageFromFile`` does by default (MMCV, OpenCV backend).
+
     Args:
         path (str): Path or URI of the image.
 
