@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from demo_runs import REPO
 import torch
 from PIL import Image
 
 from lift_mm.evaluation.metrics import LongTailAccuracy
 
-ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ROOT / 'tools' / 'analysis'
+TOOLS = REPO / 'tools' / 'analysis'
 
 
 def load_tool(name):
@@ -30,7 +30,7 @@ check_dataset = load_tool('check_dataset')
 plot_long_tail = load_tool('plot_long_tail')
 
 
-def run_tool(name, *args, cwd=ROOT):
+def run_tool(name, *args, cwd=REPO):
     """Run a tool as a user would: from the repository root, no PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     return subprocess.run([sys.executable, str(TOOLS / f'{name}.py'), *args],

@@ -7,7 +7,7 @@ import open_clip
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
@@ -17,18 +17,13 @@ CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 HEAD_TYPES = ['CosineClsHead', 'LIFTLinearClsHead', 'L2NormedClsHead', 'LayerNormedClsHead']
 
 
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=4), tmp_path_factory.mktemp('clip') / 'tiny.pt')
-
-
 def build_head(head_type='CosineClsHead', **kwargs):
     return MODELS.build(dict(type=head_type, num_classes=3, in_channels=64, **kwargs))
 
 
 def text_weights(prompts_per_class):
     """Class weights by hand: mean normalised text feature per class, through the visual projection."""
-    clip = make_tiny_clip(seed=4)
+    clip = make_tiny_clip(seed=CLIP_SEED)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=16)
     with torch.no_grad():
         means = torch.stack([F.normalize(clip.encode_text(tokenizer(prompts)), dim=-1).mean(dim=0)

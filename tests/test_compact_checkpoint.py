@@ -1,16 +1,14 @@
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmpretrain.registry import MODELS
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 import lift_mm  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')

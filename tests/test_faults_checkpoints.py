@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Optional
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
@@ -23,8 +24,6 @@ from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend,
                                              checkpoint_problem, find_resumable_checkpoint, partial_files,
                                              resolve_auto_resume)
 from lift_mm.engine.hooks import AtomicCheckpointHook
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from demo_runs import free_port
+from demo_runs import REPO, free_port
 import torch
 from mmengine.config import Config
 from mmengine.dataset import RepeatDataset
@@ -23,7 +22,6 @@ from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
 
-REPO = Path(__file__).resolve().parents[1]
 CACHED = 'configs/lift/lift_demo_classifier-only_cached.py'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 METRIC = re.compile(r'long_tail/(\w+): ([\d.]+)')
