@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import (BatchNormTuning, BitFit, BlockContext, FullFineTuning, SSFOutput, check_light_module_keys,
                     light_module_cfg)
-from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
+from ..utils import FrozenFoundationMixin, SharedCLIP, freeze, make_state_dict_compact
 
 # LIFT's light-weight options for CLIP ResNets.
 SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
@@ -54,7 +54,7 @@ class CLIPResNet(FrozenFoundationMixin, BaseBackbone):
             raise ValueError(f'`arch`={arch!r} is not a CLIP ResNet; use CLIPVisionTransformer for ViTs.')
         freeze(visual)
         self.visual = visual
-        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
+        make_state_dict_compact(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         context = BlockContext(embed_dims=visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1, block_index=0,
                                num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
         self.light_modules = nn.ModuleDict()

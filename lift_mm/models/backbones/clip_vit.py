@@ -7,7 +7,7 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from ..peft import OpenCLIPTunableBlock, inject_light_modules
-from ..utils import CompactStateDict, FrozenFoundationMixin, SharedCLIP, freeze
+from ..utils import FrozenFoundationMixin, SharedCLIP, freeze, make_state_dict_compact
 
 
 @MODELS.register_module()
@@ -64,7 +64,7 @@ class CLIPVisionTransformer(FrozenFoundationMixin, BaseBackbone):
         self.with_cp = with_cp
         self.out_projected = out_projected
         # Fingerprint the weights as loaded, before light modules join them.
-        CompactStateDict(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
+        make_state_dict_compact(self, 'visual', compact=compact_state_dict, check_fingerprint=check_fingerprint)
         inject_light_modules(visual.transformer.resblocks, light_modules, OpenCLIPTunableBlock,
                              num_tokens=visual.positional_embedding.shape[0],
                              patch_size=tuple(visual.conv1.kernel_size), num_classes=num_classes)

@@ -5,7 +5,7 @@ from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
 from ..peft import VPTDeep, inject_light_modules, light_module_cfg
 from ..peft.mmpretrain_block import MMPretrainTunableBlock
-from ..utils import CompactStateDict, FrozenFoundationMixin, freeze
+from ..utils import FrozenFoundationMixin, freeze, make_state_dict_compact
 
 # Output types that read the patch tokens back as a grid, which appended prompt tokens would break.
 GRID_OUTPUTS = ('featmap', 'avg_featmap')
@@ -48,8 +48,8 @@ class LightVisionTransformer(FrozenFoundationMixin, VisionTransformer):
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         # Without pretrained weights the foundation is random and no other process can rebuild it.
         pretrained = any(cfg and cfg.get('type') in ('Pretrained', PretrainedInit) for cfg in init_cfgs)
-        CompactStateDict(self, '', compact=compact_state_dict, check_fingerprint=check_fingerprint,
-                         source_key='init_cfg', reproducible=pretrained)
+        make_state_dict_compact(self, '', compact=compact_state_dict, check_fingerprint=check_fingerprint,
+                                source_key='init_cfg', reproducible=pretrained)
         num_tokens = self.patch_resolution[0] * self.patch_resolution[1] + self.num_extra_tokens
         inject_light_modules(self.layers, light_modules, MMPretrainTunableBlock, num_tokens=num_tokens,
                              patch_size=tuple(self.patch_embed.projection.kernel_size), num_classes=num_classes)
