@@ -1,12 +1,13 @@
 """Measure how long building a dataset from long-tail annotation files takes, at a benchmark's size.
 
 ``python tools/analysis/benchmark_annotations.py [--classes 1000] [--max-images 1280] [--imbalance 256]
-[--repeats 3]`` writes ImageNet-LT style files with ImageNet-LT's classes and largest and smallest class sizes (the
-sizes in between decay exponentially, :func:`~lift_mm.datasets.exponential_class_sizes`: 229,853 training lines by
-default, twice ImageNet-LT's 115,846, whose sizes follow a Pareto profile) to a temporary folder, builds a :class:`~lift_mm.datasets.LongTailDataset` from them ``--repeats`` times
-(reading, validating and counting every line) and prints one JSON line: the numbers of images and classes, and the
-median and every measurement of wall-clock and process CPU seconds. The figures depend on the machine and its load,
-so they are measured here rather than asserted in tests.
+[--repeats 3]`` writes ImageNet-LT style files with ImageNet-LT's number of classes and largest and smallest class
+sizes to a temporary folder (the sizes in between decay exponentially, as
+:func:`~lift_mm.datasets.exponential_class_sizes` gives them: 229,853 training lines by default, twice ImageNet-LT's
+115,846, whose sizes follow a Pareto profile), builds a :class:`~lift_mm.datasets.LongTailDataset` from them
+``--repeats`` times (reading, validating and counting every line) and prints one JSON line: the numbers of images and
+classes, and the median and every measurement of wall-clock and process CPU seconds. The figures depend on the
+machine and its load, so they are measured here rather than asserted in tests.
 """
 import argparse
 import json
