@@ -3,9 +3,9 @@ import copy
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -16,7 +16,6 @@ from lift_mm.engine import AutocastOptimWrapper, mixed_precision_optim_wrapper
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = 'configs/lift/lift_demo.py'
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 

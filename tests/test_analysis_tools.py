@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from demo_runs import REPO
 import torch
 from PIL import Image
 
 from lift_mm.evaluation.metrics import LongTailAccuracy
 
-ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ROOT / 'tools' / 'analysis'
+TOOLS = REPO / 'tools' / 'analysis'
 
 
 def load_tool(name):
@@ -31,7 +31,7 @@ check_dataset = load_tool('check_dataset')
 plot_long_tail = load_tool('plot_long_tail')
 
 
-def run_tool(name, *args, cwd=ROOT):
+def run_tool(name, *args, cwd=REPO):
     """Run a tool as a user would: from the repository root, no PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     return subprocess.run([sys.executable, str(TOOLS / f'{name}.py'), *args],
@@ -137,6 +137,20 @@ def test_check_dataset_lists_missing_and_broken_images(tmp_path, capsys,
                                'FileNotFoundError')
     assert lines[3].startswith(f'  {data / "img" / "v3.png"}: ')
     assert len(lines) == 4
+
+
+def test_check_dataset_decodes_as_training_does(tmp_path, capsys):
+    # Pillow opens a Targa file, but the OpenCV decoder that loads training images cannot: the check must fail.
+    config = write_config(tmp_path, TRAIN, VAL)
+    targa = tmp_path / 'data' / 'img' / 'v2.png'
+    Image.new('RGB', (8, 8), (200, 0, 0)).save(targa, format='TGA')
+    with Image.open(targa) as image:
+        image.load()
+    assert check_dataset.main([str(config), '--split', 'val']) == 1
+    assert capsys.readouterr().err.strip().splitlines()[1:] == [
+        'val: 1 of 4 image files are missing or unreadable:',
+        f'  {targa}: it cannot be decoded as an image'
+    ]
 
 
 def test_check_dataset_reports_unbuildable_and_missing_splits(tmp_path,
@@ -300,10 +314,10 @@ def test_plot_is_readable_for_print(tmp_path):
 
 
 def test_readme_shows_how_to_make_the_plot_and_the_demo_figure():
-    readme = (ROOT / 'README.md').read_text()
+    readme = (REPO / 'README.md').read_text()
     section = readme[readme.index('## Long-tail plots'):]
     section = section[:section.index('\n## ', 1)]
     assert '--cfg-options test_evaluator.dump_file=' in section
     figure = re.search(r'!\[[^\]]*\]\((docs/[\w.-]+\.png)\)', section).group(1)
-    with Image.open(ROOT / figure) as img:
+    with Image.open(REPO / figure) as img:
         assert img.format == 'PNG'

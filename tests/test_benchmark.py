@@ -6,9 +6,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
@@ -17,14 +17,13 @@ import lift_mm  # noqa: F401
 from lift_mm.models.backbones.clip_vit import quick_gelu
 from mmpretrain.registry import MODELS
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / 'tools/analysis/benchmark.py'
 DEMO_TTE = 'configs/lift/lift_demo_tte.py'
 KINETO_LOG_LINE = re.compile(r'^(VERBOSE|INFO|WARNING|STAGE|ERROR|USDT):\d{4}-.*$', re.MULTILINE)
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', TOOL)
+def load_tool(path=TOOL):
+    spec = importlib.util.spec_from_file_location(f'{path.stem}_tool', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -197,3 +196,16 @@ def test_training_step_shortcuts_keep_outputs_and_gradients(quick_gelu_clip):
     for (name, param), (_, reference_param) in zip(backbone.named_parameters(), reference.named_parameters()):
         if param.requires_grad:
             torch.testing.assert_close(param.grad, reference_param.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_annotation_benchmark_times_building_the_dataset_it_describes(capsys):
+    tool = load_tool(REPO / 'tools/analysis/benchmark_annotations.py')
+    assert tool.main(['--classes', '12', '--max-images', '40', '--imbalance', '8', '--repeats', '2']) == 0
+    figures = json.loads(capsys.readouterr().out)
+    sizes = lift_mm.datasets.exponential_class_sizes(40, 12, 8)
+    assert (figures['images'], figures['classes']) == (sum(sizes), 12)
+    assert len(figures['wall_s']) == len(figures['cpu_s']) == 2
+    assert figures['median_wall_s'] == sum(figures['wall_s']) / 2
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--repeats', '0'])
+    assert 'must be at least 1' in capsys.readouterr().err

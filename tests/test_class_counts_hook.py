@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 
@@ -24,13 +23,6 @@ MODEL_CFG = dict(
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=3, in_channels=120, loss=dict(type='LogitAdjustedLoss')),
     data_preprocessor=dict(type='ClsDataPreprocessor'))
-
-
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build from mmpretrain's registries whatever default scope an earlier Runner left behind."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 class TinyDataset(BaseDataset):

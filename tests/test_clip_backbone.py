@@ -1,18 +1,13 @@
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft import AdaptFormer
 from lift_mm.models.peft.base import BlockContext, auto_bottleneck
 from lift_mm.models.utils import build_open_clip
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=1), tmp_path_factory.mktemp('clip') / 'tiny.pt')
 
 
 def build_backbone(clip_file, **kwargs):

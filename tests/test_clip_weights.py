@@ -2,9 +2,9 @@
 import copy
 import gc
 import weakref
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
@@ -16,7 +16,6 @@ from torch.nn import functional as F
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import open_clip_factory
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 SEED_BACKBONE, SEED_OTHER = 21, 22
 

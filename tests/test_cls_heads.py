@@ -1,24 +1,20 @@
 """LIFT's classifiers (cosine, linear, L2-normalised, layer-normalised), their initialisations and the probe."""
 import json
+from pathlib import Path
 
 import numpy as np
 import open_clip
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-from lift_mm.models.heads import fit_balanced_logistic_regression
+from lift_mm.models.heads import fit_balanced_logistic_regression, load_descriptors
 
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 HEAD_TYPES = ['CosineClsHead', 'LIFTLinearClsHead', 'L2NormedClsHead', 'LayerNormedClsHead']
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=4), tmp_path_factory.mktemp('clip') / 'tiny.pt')
 
 
 def build_head(head_type='CosineClsHead', **kwargs):
@@ -27,7 +23,7 @@ def build_head(head_type='CosineClsHead', **kwargs):
 
 def text_weights(prompts_per_class):
     """Class weights by hand: mean normalised text feature per class, through the visual projection."""
-    clip = make_tiny_clip(seed=4)
+    clip = make_tiny_clip(seed=CLIP_SEED)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=16)
     with torch.no_grad():
         means = torch.stack([F.normalize(clip.encode_text(tokenizer(prompts)), dim=-1).mean(dim=0)
@@ -117,6 +113,23 @@ def test_descriptor_prompt_averages_each_classs_descriptions(clip_file, descript
     expected = text_weights([['four equal sides', 'red colour'], ['round', 'green', 'no corners'],
                              ['three corners']])
     torch.testing.assert_close(head.weight.data, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_descriptor_file_may_start_with_a_byte_order_mark(tmp_path, descriptor_file):
+    with_bom = tmp_path / 'with_bom.json'
+    with_bom.write_bytes(b'\xef\xbb\xbf' + Path(descriptor_file).read_bytes())
+    assert load_descriptors(str(with_bom)) == json.loads(Path(descriptor_file).read_text())
+
+
+def test_descriptor_file_errors_name_the_file_and_line(tmp_path):
+    latin1 = tmp_path / 'latin1.json'
+    latin1.write_bytes('{\n"red": ["fa\xe7ade"]}'.encode('latin-1'))
+    with pytest.raises(ValueError, match=r'latin1.json, line 2: the `text_init.descriptors` file is not valid UTF-8'):
+        load_descriptors(str(latin1))
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"red": ')
+    with pytest.raises(ValueError, match=r'broken.json: not valid JSON \(Expecting value: line 1'):
+        load_descriptors(str(broken))
 
 
 def test_class_missing_from_the_descriptors_is_named_at_build(descriptor_file):

@@ -1,17 +1,18 @@
 import importlib.util
 import io
+from copy import deepcopy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmpretrain.registry import MODELS
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 import lift_mm  # noqa: F401
+from lift_mm.models.utils import fingerprint, make_state_dict_compact
 
-REPO = Path(__file__).resolve().parents[1]
 CONVERTER = REPO / 'tools/model_converters/lift_to_mm.py'
 
 
@@ -49,6 +50,38 @@ def test_state_dict_holds_trained_weights_and_fingerprint_only(clip_files):
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert set(state) == trainable | {'backbone.foundation_fingerprint'}
     assert state['backbone.foundation_fingerprint'].dtype == torch.uint8
+
+
+class Owner(torch.nn.Module):
+    """A frozen foundation and a trained head: what make_state_dict_compact needs, without a backbone."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.foundation = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)).requires_grad_(False)
+        self.head = torch.nn.Linear(4, 2)
+        make_state_dict_compact(self, 'foundation')
+
+
+def test_make_state_dict_compact_on_any_module_and_its_copies():
+    owner = Owner(seed=0)
+    assert set(owner.state_dict()) == {'head.weight', 'head.bias', 'foundation_fingerprint'}
+    assert torch.equal(owner.foundation_fingerprint, fingerprint(owner.foundation))
+    # A deep copy checks its own tensors: writing to the copy's frozen weights fails the copy's save only.
+    copy = deepcopy(owner)
+    with torch.no_grad():
+        copy.foundation[0].weight.add_(1)
+    with pytest.raises(RuntimeError, match=r'changed after they were loaded \(1 tensors: 0.weight\)'):
+        copy.state_dict()
+    assert set(owner.state_dict()) == {'head.weight', 'head.bias', 'foundation_fingerprint'}
+    other = Owner(seed=1)
+    with pytest.raises(RuntimeError, match='trained on foundation weights'):
+        other.load_state_dict(owner.state_dict())
+    same = Owner(seed=0)
+    with torch.no_grad():
+        same.head.weight.zero_()
+    same.load_state_dict(owner.state_dict(), strict=True)
+    assert torch.equal(same.head.weight, owner.head.weight)
 
 
 def test_compact_state_dict_round_trips_strictly(clip_files):

@@ -3,9 +3,10 @@ import ast
 import copy
 import functools
 import json
-from pathlib import Path
 
 import pytest
+import torch
+from demo_runs import REPO
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
@@ -13,7 +14,6 @@ import lift_mm  # noqa: F401
 from lift_mm.models.classifiers import CLIPImageClassifier, FeatureClassifier
 from lift_mm.models.heads.class_weight_head import CLIP_KEYS
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 
 
@@ -87,8 +87,16 @@ def test_config_changes_what_it_inherits(path):
 
 @pytest.mark.parametrize('path', CONFIGS)
 def test_config_builds_its_head_and_loss(path):
-    head = without_weights(load(path)).head
-    MODELS.build(head)
+    head_cfg = without_weights(load(path)).head
+    head = MODELS.build(copy.deepcopy(head_cfg))
+    assert type(head) is MODELS.get(head_cfg.type)
+    assert head.num_classes == head_cfg.num_classes
+    loss_cfg = head_cfg.get('loss', dict(type='CrossEntropyLoss'))
+    assert type(head.loss_module) is MODELS.get(loss_cfg['type'])
+    # Every loss setting the config gives reaches the built loss.
+    for key, value in loss_cfg.items():
+        if key != 'type' and not isinstance(getattr(head.loss_module, key, None), torch.Tensor):
+            assert getattr(head.loss_module, key) == value, key
 
 
 def test_recipe_of_the_paper():

@@ -2,17 +2,12 @@ import open_clip
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=2), tmp_path_factory.mktemp('clip') / 'tiny.pt')
 
 
 def build_head(**kwargs):
@@ -35,7 +30,7 @@ def test_logits_are_scaled_cosine_similarities():
 def test_text_initialisation_matches_formula(clip_file):
     head = build_head(classnames=CLASSNAMES, text_init=dict(arch=tiny_clip_arch(), pretrained=clip_file))
     head.init_weights()
-    clip = make_tiny_clip(seed=2)
+    clip = make_tiny_clip(seed=CLIP_SEED)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=16)
     prompts = ['a photo of a red square.', 'a photo of a green circle.', 'a photo of a blue triangle.']
     with torch.no_grad():
@@ -51,7 +46,7 @@ def test_template_ensemble_averages_normalised_features(clip_file):
     head = build_head(classnames=CLASSNAMES, text_init=dict(arch=tiny_clip_arch(), pretrained=clip_file,
                                                             templates=templates))
     head.init_weights()
-    clip = make_tiny_clip(seed=2)
+    clip = make_tiny_clip(seed=CLIP_SEED)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=16)
     names = [n.replace('_', ' ') for n in CLASSNAMES]
     with torch.no_grad():

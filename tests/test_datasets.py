@@ -298,8 +298,8 @@ def test_dataset_rejects_overridden_derived_metainfo(tmp_path, kwargs):
         build_from(root, **kwargs)
 
 
-def test_dataset_parses_imagenet_lt_sized_file_quickly(tmp_path):
-    import time
+def test_dataset_parses_imagenet_lt_sized_file(tmp_path):
+    # How long it takes is measured by tools/analysis/benchmark_annotations.py, not asserted here.
     root = tmp_path / 'big'
     counts = exponential_class_sizes(1280, 1000, 256)
     train = [
@@ -308,12 +308,9 @@ def test_dataset_parses_imagenet_lt_sized_file_quickly(tmp_path):
     ]
     classnames = [f'n{c:08d} class {c}' for c in range(1000)]
     write_lt(root, train=train, val=train[:10], classnames=classnames)
-    start = time.perf_counter()
     dataset = LongTailDataset('train.txt', 'classnames.txt', str(root))
-    elapsed = time.perf_counter() - start
     assert len(dataset) == sum(counts) > 100_000
     assert dataset.metainfo['class_counts'] == tuple(counts)
-    assert elapsed < 10, f'loading took {elapsed:.1f}s'
 
 
 # ---------------------------------------------------------------- SyntheticLongTail

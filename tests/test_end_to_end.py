@@ -1,12 +1,11 @@
 """The demo through the user-facing tools: train, test, resume, load_from, 2-process DDP and the inferencer."""
 import re
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
-from demo_runs import free_port, run_tool, warning_lines
+from demo_runs import REPO, free_port, run_tool, warning_lines
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = 'configs/lift/lift_demo.py'
 METRIC = re.compile(r'long_tail/top1: ([\d.]+)\s+long_tail/top5: [\d.]+\s+long_tail/many: ([\d.]+)\s+'
                     r'long_tail/medium: ([\d.]+)\s+long_tail/few: ([\d.]+)')
@@ -31,8 +30,20 @@ def trained(tmp_path_factory):
 
 
 def test_training_reports_many_medium_few_and_writes_compact_checkpoints(trained):
+    import lift_mm  # noqa: F401
+    from lift_mm.datasets import GROUP_NAMES, long_tail_groups
+    from mmengine.config import Config
+    from mmpretrain.registry import DATASETS
+
     top1, many, medium, few = metrics(trained['log'])
-    assert 0 <= few <= 100 and 0 <= many <= 100
+    # The groups split the validation images, each class in one, so top-1 is their image-weighted mean.
+    cfg = Config.fromfile(str(REPO / CONFIG))
+    val = DATASETS.build({**cfg.val_dataloader.dataset, 'data_root': str(trained['data_root'])})
+    images = np.bincount(val.get_gt_labels(), minlength=len(val.metainfo['classes']))
+    groups = long_tail_groups(val.metainfo.get('group_counts', val.metainfo['class_counts']))
+    sizes = [images[groups[name]].sum() for name in GROUP_NAMES]
+    assert min(sizes) > 0 and sum(sizes) == len(val)
+    assert top1 == pytest.approx(np.dot([many, medium, few], sizes) / len(val), abs=1e-3)
     checkpoint = trained['work_dir'] / 'epoch_2.pth'
     assert checkpoint.is_file() and checkpoint.stat().st_size < 200_000
 

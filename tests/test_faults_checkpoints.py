@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 import pytest
+from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
@@ -29,7 +30,6 @@ from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend,
                                              resolve_auto_resume)
 from lift_mm.engine.hooks import AtomicCheckpointHook
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = 'configs/lift/lift_demo.py'
 
 

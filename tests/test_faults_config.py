@@ -2,13 +2,12 @@
 naming the key, not after data loading or training started."""
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'configs/lift/lift_demo.py'
 
 

@@ -133,7 +133,14 @@ def test_fingerprint_covers_plain_datasets_by_their_ann_file(data_root):
 def test_resume_passes_with_the_same_files_moved_elsewhere(data_root, tmp_path_factory):
     trained = fingerprint_runner(dataset(data_root), 'fingerprint-before-move')
     AnnotationFingerprintHook().before_train(trained)
-    moved = fingerprint_runner(dataset(shutil.copytree(data_root, tmp_path_factory.mktemp('moved') / 'data')),
-                               'fingerprint-after-move')
+    moved_root = shutil.copytree(data_root, tmp_path_factory.mktemp('moved') / 'data')
+    moved = fingerprint_runner(dataset(moved_root), 'fingerprint-after-move')
     moved.message_hub.load_state_dict(trained.message_hub.state_dict())
     AnnotationFingerprintHook().before_train(moved)
+    before = trained.message_hub.get_info('train_annotation_fingerprint')
+    after = moved.message_hub.get_info('train_annotation_fingerprint')
+    # Same contents, so no error; the new places are what a later resume compares with.
+    assert {name: digest for name, (_, digest) in after.items()} == {
+        name: digest for name, (_, digest) in before.items()}
+    assert after == dataset(moved_root).annotation_fingerprint()
+    assert all(path.startswith(str(moved_root)) for path, _ in after.values())

@@ -26,12 +26,11 @@ import torch
 import lift_mm  # noqa: F401  (allow-lists MMEngine checkpoints for weights-only loading)
 from lift_mm.datasets import SyntheticLongTail
 from lift_mm.models.utils import build_open_clip, fingerprint, fingerprint_hex
-from demo_runs import free_port, tool_environment
+from demo_runs import REPO, free_port, tool_environment
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'configs/lift/lift_demo.py'
 # One thread per process: runs share 2 cores with their data-loader workers (and DDP ranks), and OpenMP threads
 # spinning on busy cores roughly doubled the CPU time of these small runs.

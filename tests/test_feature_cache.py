@@ -4,10 +4,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from demo_runs import free_port
+from demo_runs import REPO, free_port
 import torch
 from mmengine.config import Config
 from mmengine.dataset import RepeatDataset
@@ -15,15 +14,14 @@ from torch import distributed
 from torch import multiprocessing
 
 import lift_mm  # noqa: F401
-from lift_mm.datasets import CachedFeatureDataset, cached_features, extract_features, feature_cache_key
-from lift_mm.engine import FeatureCacheHook
+from lift_mm.datasets import CachedFeatureDataset
+from lift_mm.engine import FeatureCacheHook, extract_features, feature_cache_key, feature_extraction
 from lift_mm.engine.hooks import feature_cache_hook
 from lift_mm.models.classifiers import FeatureClassifier
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
 
-REPO = Path(__file__).resolve().parents[1]
 CACHED = 'configs/lift/lift_demo_classifier-only_cached.py'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 METRIC = re.compile(r'long_tail/(\w+): ([\d.]+)')
@@ -128,7 +126,7 @@ def test_extraction_takes_any_encoder_and_refuses_more_processes_than_samples(cf
     plain = extract_features(model, dataset, batch_size=2, progress=False)
     torch.testing.assert_close(doubled.features, 2 * plain.features)
     assert doubled.labels.tolist() == [dataset[i]['data_samples'].gt_label.item() for i in range(3)]
-    monkeypatch.setattr(cached_features, 'get_dist_info', lambda: (0, 4))
+    monkeypatch.setattr(feature_extraction, 'get_dist_info', lambda: (0, 4))
     with pytest.raises(ValueError, match='3 samples cannot be shared among 4 processes'):
         extract_features(model, dataset, batch_size=2, progress=False)
 
@@ -155,6 +153,21 @@ def test_cache_key_changes_with_weights_preprocessing_pipeline_and_images(cfg, d
         assert feature_cache_key(build_model(cfg), dataset, pipeline) != key
     finally:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_cache_key_covers_the_neck_activation_not_only_its_weights(cfg, data_root):
+    # The features go through the neck's activation: equal weights under another activation are another encoder.
+    def with_neck(activation):
+        neck = dict(type='LinearNeck', in_channels=64, out_channels=64, gap_dim=0, act_cfg=dict(type=activation))
+        torch.manual_seed(0)
+        return build_model(cfg, neck=neck)
+
+    relu, gelu = with_neck('ReLU'), with_neck('GELU')
+    assert all(torch.equal(a, b) for a, b in zip(relu.neck.state_dict().values(), gelu.neck.state_dict().values()))
+    dataset = build_dataset(cfg, data_root)
+    pipeline = list(cfg.test_pipeline)
+    assert feature_cache_key(relu, dataset, pipeline) == feature_cache_key(with_neck('ReLU'), dataset, pipeline)
+    assert feature_cache_key(relu, dataset, pipeline) != feature_cache_key(gelu, dataset, pipeline)
 
 
 def test_hook_reads_only_a_cache_of_the_same_encoder(cfg, data_root, tmp_path, monkeypatch):

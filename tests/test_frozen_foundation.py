@@ -24,11 +24,6 @@ MMPRETRAIN_INIT_CFG = [dict(type='TruncNormal', layer='Linear', std=.02, bias=0.
 
 
 @pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=8), tmp_path_factory.mktemp('clip') / 'tiny.pt')
-
-
-@pytest.fixture(scope='module')
 def vit_file(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp('vit') / 'vit.pth'

@@ -4,11 +4,10 @@
 """
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
+from demo_runs import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
 
 

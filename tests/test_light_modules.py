@@ -7,18 +7,13 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft.base import LightModule, check_light_module_keys
 
 WIDTH, HEADS, TOKENS = 64, 2, 17
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=5), tmp_path_factory.mktemp('clip') / 'tiny.pt')
 
 
 def build(clip_file, light_modules, num_classes=10):

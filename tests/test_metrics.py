@@ -12,7 +12,6 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
-from mmengine.registry import DefaultScope
 
 from lift_mm.evaluation.metrics import LongTailAccuracy, long_tail_accuracy
 
@@ -220,15 +219,7 @@ def test_dump_file_holds_per_class_and_per_sample_results(tmp_path):
     assert len(content['predictions']) == 64
 
 
-@pytest.fixture
-def mmpretrain_scope():
-    """Build registry types as a runner with default_scope='mmpretrain'."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
-
-
-def test_evaluator_sets_dataset_meta_and_fails_early_without_counts(
-        mmpretrain_scope):
+def test_evaluator_sets_dataset_meta_and_fails_early_without_counts():
     with pytest.raises(
             ValueError,
             match=r"dataset meta key 'class_counts'.*Use LongTailDataset.*"
@@ -237,7 +228,7 @@ def test_evaluator_sets_dataset_meta_and_fails_early_without_counts(
             classes=('a', 'b'))
 
 
-def test_registered_metric_builds_from_config(mmpretrain_scope):
+def test_registered_metric_builds_from_config():
     evaluator = Evaluator(dict(type='LongTailAccuracy', topk=(1, 2)))
     evaluator.dataset_meta = dict(class_counts=(300, 50, 5))
     samples = make_samples(30, num_classes=3)

@@ -1,14 +1,13 @@
 import subprocess
 import sys
-from pathlib import Path
 
+from demo_runs import REPO
 from mmpretrain.registry import MODELS
 from tiny_clip import tiny_clip_arch
 
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import count_parameters
 
-REPO = Path(__file__).resolve().parents[1]
 WIDTH, LAYERS = 64, 2
 
 

@@ -1,15 +1,14 @@
 """Every light-module kind trains for an epoch on the demo data through MMEngine's runner."""
-from pathlib import Path
 
 import pytest
 import torch
+from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft.base import registered_light_modules
 
-REPO = Path(__file__).resolve().parents[1]
 VIT_KINDS = sorted(set(registered_light_modules()) - {'BatchNormTuning', 'SSFOutput'})
 
 

@@ -7,11 +7,11 @@ import logging
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
@@ -20,7 +20,6 @@ from tiny_clip import tiny_clip_arch
 import lift_mm  # noqa: F401
 from mmpretrain.registry import HOOKS, MODELS
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = 'configs/lift/lift_demo.py'
 MMCV_LITE_WARNING = 'Fail to import ``MultiScaleDeformableAttention`` from ``mmcv.ops.multi_scale_deform_attn``'
 SKIPPED = 'is skipped since its requires_grad=False'

@@ -1,11 +1,11 @@
 """Test-time ensembling: MultiViewCrop's views, AverageLogitsTTA's logit averaging, the TTA settings and hook."""
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
 from PIL import Image
@@ -20,7 +20,6 @@ from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])
 CROP, SHORT = 32, 36
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')

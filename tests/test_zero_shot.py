@@ -1,23 +1,16 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from demo_runs import REPO
 from mmpretrain.registry import MODELS
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return save_open_clip_checkpoint(make_tiny_clip(seed=12), tmp_path_factory.mktemp('clip') / 'tiny.pt')
 
 
 def test_zero_shot_logits_follow_clip(clip_file):
@@ -27,7 +20,7 @@ def test_zero_shot_logits_follow_clip(clip_file):
                       out_projected=True),
         head=dict(type='ZeroShotClsHead', num_classes=2, in_channels=32, classnames=['tabby_cat', 'dog'],
                   text_init=dict(arch=tiny_clip_arch(), pretrained=clip_file, prompt='ensemble')))).eval()
-    clip, tokenizer = make_tiny_clip(seed=12), SimpleTokenizer(context_length=16)
+    clip, tokenizer = make_tiny_clip(seed=CLIP_SEED), SimpleTokenizer(context_length=16)
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         text = torch.stack([

@@ -13,6 +13,10 @@ TINY_CLIP = dict(
     text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=2, layers=2))
 
 
+# The seed of the tiny CLIP that the `clip_file` fixture (conftest.py) saves.
+CLIP_SEED = 0
+
+
 def tiny_clip_arch() -> dict:
     return copy.deepcopy(TINY_CLIP)
 

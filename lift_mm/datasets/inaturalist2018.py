@@ -3,7 +3,7 @@ from typing import List
 
 from mmpretrain.registry import DATASETS
 
-from .annotation_files import parse_categories_json
+from ..utils.classnames import parse_categories_json
 from .long_tail_benchmark import LongTailBenchmark
 
 

@@ -10,8 +10,8 @@ from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .annotation_files import (file_sha256, parse_annotation_file,
-                               parse_classnames_file)
+from ..utils.classnames import parse_classnames_file
+from .annotation_files import file_sha256, parse_annotation_file
 
 # Keys this dataset derives from its files; accepting them from the config
 # too would let two sources disagree about the label space.
@@ -28,6 +28,10 @@ class UnreadableImageError(OSError):
 
 def image_problem(path: str) -> Optional[str]:
     """Why the image at ``path`` cannot be read or decoded, or None.
+
+    The one test of readability: the dataset tells unreadable images by it and
+    ``tools/analysis/check_dataset.py`` checks image files by it, both
+    decoding as ``LoadImageFromFile`` does by default (MMCV, OpenCV backend).
 
     Args:
         path (str): Path or URI of the image.

@@ -114,7 +114,7 @@ def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, torch.Tensor]
     """Compare a state dict with the model it is to be loaded into.
 
     A key is missing when the model's own ``state_dict()`` holds it: with compact checkpoints (see
-    :class:`~lift_mm.models.utils.compact_state_dict.CompactStateDict`) those are the trainable weights and tuned
+    :func:`~lift_mm.models.utils.make_state_dict_compact`) those are the trainable weights and tuned
     buffers, the frozen foundation weights being refilled on load. The foundation fingerprint may be absent
     (converted checkpoints have none), as may BatchNorm's ``num_batches_tracked``, which MMEngine ignores too.
 

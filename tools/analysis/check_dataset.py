@@ -2,7 +2,8 @@
 
 Builds the train / val / test datasets of a config, prints the number of
 classes and images, the images per class, the imbalance ratio and the sizes
-of the many / medium / few groups, then opens every image file with PIL.
+of the many / medium / few groups, then reads and decodes every image file as
+the datasets do in training.
 Exits with status 1, listing the problems, if a dataset cannot be built or an
 image is missing or unreadable.
 
@@ -25,10 +26,9 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import (import_modules_from_strings,  # noqa: E402
                             track_parallel_progress, track_progress)
 from mmpretrain.registry import DATASETS  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (fills the registries)
-from lift_mm.datasets import GROUP_NAMES, long_tail_groups  # noqa: E402
+from lift_mm.datasets import GROUP_NAMES, image_problem, long_tail_groups  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
 
@@ -112,18 +112,8 @@ def describe(dataset, many_thr: int, few_thr: int) -> List[str]:
     return lines
 
 
-def check_image(path: str) -> Optional[str]:
-    """Return why ``path`` cannot be read as an image, or None if it can."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except (OSError, SyntaxError, ValueError) as err:
-        return f'{type(err).__name__}: {err}'
-    return None
-
-
 def check_images(dataset, workers: int) -> Tuple[int, List[Tuple[str, str]]]:
-    """Open every image file of ``dataset``.
+    """Read and decode every image file of ``dataset`` (see :func:`~lift_mm.datasets.image_problem`).
 
     Args:
         dataset: A built dataset.
@@ -141,9 +131,9 @@ def check_images(dataset, workers: int) -> Tuple[int, List[Tuple[str, str]]]:
     if not paths:
         return 0, []
     if workers > 1:
-        problems = track_parallel_progress(check_image, paths, workers)
+        problems = track_parallel_progress(image_problem, paths, workers)
     else:
-        problems = track_progress(check_image, paths)
+        problems = track_progress(image_problem, paths)
     return len(paths), [(path, problem)
                         for path, problem in zip(paths, problems) if problem]
 

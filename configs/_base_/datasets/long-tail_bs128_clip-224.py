@@ -16,8 +16,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-# Resize the short edge to 256 and take the central 224 x 224, as the issue specifies (LIFT's own code resizes to
-# 224 before the centre crop; set scale=224 to match it exactly).
+# LIFT's test transform: resize the short edge to 224 * 8 // 7 = 256 (bilinear) and take the central 224 x 224.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),

@@ -1,11 +1,11 @@
 import os.path as osp
 from typing import Any, Dict, Tuple
 
-from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
 from ...datasets.annotation_files import file_sha256
+from .utils import inner_datasets, is_dataset_wrapper
 
 # Runtime-info key of the message hub, which MMEngine saves in every checkpoint and restores only on resume.
 FINGERPRINT_INFO_KEY = 'train_annotation_fingerprint'
@@ -19,7 +19,7 @@ def annotation_fingerprint(dataset: Any) -> Fingerprint:
 
     A dataset with ``annotation_fingerprint()`` (:class:`~lift_mm.datasets.LongTailDataset`) gives its own; other
     datasets are fingerprinted by their ``ann_file`` if it is a local file, and wrappers by what they wrap (keys
-    prefixed with the position in a ``ConcatDataset``).
+    prefixed with the position in a ``ConcatDataset``, see :func:`~lift_mm.engine.hooks.utils.inner_datasets`).
 
     Args:
         dataset (Any): The training dataset.
@@ -27,11 +27,9 @@ def annotation_fingerprint(dataset: Any) -> Fingerprint:
     Returns:
         Dict[str, Tuple[str, str]]: ``(path, hex digest)`` by name; empty if nothing is known.
     """
-    if isinstance(dataset, ConcatDataset):
-        return {f'{i}.{name}': value for i, part in enumerate(dataset.datasets)
-                for name, value in annotation_fingerprint(part).items()}
-    if isinstance(dataset, (RepeatDataset, ClassBalancedDataset)):
-        return annotation_fingerprint(dataset.dataset)
+    if is_dataset_wrapper(dataset):
+        return {f'{position}{name}': value for position, inner in inner_datasets(dataset)
+                for name, value in annotation_fingerprint(inner).items()}
     if callable(getattr(dataset, 'annotation_fingerprint', None)):
         return dataset.annotation_fingerprint()
     ann_file = getattr(dataset, 'ann_file', None)

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch.utils.data import ConcatDataset as TorchConcatDataset
 
 from mmpretrain.registry import HOOKS
+from .utils import is_dataset_wrapper, unwrap_model
 
 _HINT = "add metainfo['class_counts'] to the training dataset or pass `class_counts=[...]` to the loss."
 
@@ -52,7 +52,7 @@ def count_classes(dataset: Any, num_classes: int = 0) -> np.ndarray:
         dataset.full_init()
         labels = _gt_labels(dataset.dataset)[np.asarray(dataset.repeat_indices, dtype=np.int64)]
         return np.bincount(labels, minlength=num_classes)
-    is_wrapper = hasattr(dataset, 'dataset') or hasattr(dataset, 'datasets')
+    is_wrapper = is_dataset_wrapper(dataset)
     metainfo = getattr(dataset, 'metainfo', None) or {}
     if not is_wrapper and metainfo.get('class_counts') is not None:
         counts = np.asarray(metainfo['class_counts'], dtype=np.int64).reshape(-1)
@@ -84,7 +84,7 @@ class ClassCountsHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         receivers: List[Tuple[str, Any]] = [(name or type(module).__name__, module)
                                             for name, module in model.named_modules()
                                             if callable(getattr(module, 'set_class_counts', None))]

@@ -7,13 +7,14 @@ import torch
 from mmengine.dataset import BaseDataset, Compose
 from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch import nn
 from torch.utils.data import DataLoader
 
 from mmpretrain.registry import HOOKS
-from ...datasets.cached_features import CachedFeatureDataset, extract_features, feature_cache_key
+from ...datasets.cached_features import CachedFeatureDataset
 from ...models.classifiers import FeatureClassifier
+from ..feature_extraction import extract_features, feature_cache_key
+from .utils import unwrap_model
 
 __all__ = ['FeatureCacheHook']
 
@@ -64,7 +65,7 @@ class FeatureCacheHook(Hook):
         self.num_workers = num_workers
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         check_cacheable(model)
         loader = runner.train_loop.dataloader
         pipeline = self.pipeline or default_pipeline(runner.cfg)

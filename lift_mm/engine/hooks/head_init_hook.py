@@ -6,14 +6,14 @@ import numpy as np
 import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Subset
 
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
-from ...datasets.cached_features import extract_features
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
+from ..feature_extraction import extract_features
+from .utils import inner_datasets, unwrap_model
 
 METHODS = ('class_mean', 'linear_probe')
 LINEAR_PROBE_KEYS = ('C', 'max_iter', 'tol')
@@ -89,12 +89,8 @@ class HeadInitHook(Hook):
         self.linear_probe = dict(linear_probe or {})
         self._checkpoint_loaded = False
 
-    @staticmethod
-    def _model(runner) -> nn.Module:
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
     def before_run(self, runner) -> None:
-        head = getattr(self._model(runner), 'head', None)
+        head = getattr(unwrap_model(runner.model), 'head', None)
         if not isinstance(head, ClassWeightHead):
             raise TypeError(f'HeadInitHook needs a lift_mm ClassWeightHead (CosineClsHead, LIFTLinearClsHead, '
                             f'L2NormedClsHead, LayerNormedClsHead), not {type(head).__name__}.')
@@ -110,7 +106,7 @@ class HeadInitHook(Hook):
             runner.logger.info(f'HeadInitHook: the head weights come from the loaded checkpoint; {self.method} '
                                'initialisation skipped.')
             return
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         training = model.training
         model.eval()
         try:
@@ -123,11 +119,10 @@ class HeadInitHook(Hook):
                            f'({shots} per class).')
 
     def _dataset_cfg(self, cfg) -> dict:
-        dataset = copy.deepcopy(cfg.train_dataloader.dataset)
         # The images, once each: dataset wrappers (RepeatDataset, ClassBalancedDataset, ...) are left out.
-        while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
-            dataset = dataset['dataset']
-        if 'pipeline' not in dataset:
+        inner = inner_datasets(cfg.train_dataloader.dataset)
+        dataset = copy.deepcopy(inner[0][1] if len(inner) == 1 else cfg.train_dataloader.dataset)
+        if len(inner) != 1 or 'pipeline' not in dataset:
             raise TypeError(f'HeadInitHook cannot find the pipeline of the training dataset {dataset.get("type")!r} '
                             'to replace it by the test pipeline.')
         dataset['pipeline'] = copy.deepcopy(self.pipeline or cfg.test_dataloader.dataset.pipeline)

@@ -1,8 +1,8 @@
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
 from ...models.utils import count_parameters, format_parameter_counts
+from .utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -10,5 +10,5 @@ class ParameterCountHook(Hook):
     """Logs total and trainable parameters, per light-module kind, when training starts."""
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         runner.logger.info('Parameters:\n' + format_parameter_counts(count_parameters(model)))

@@ -3,10 +3,11 @@ from typing import Optional
 
 from mmengine.dataset import Compose
 from mmengine.hooks import Hook
-from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.model import BaseTTAModel
 
 from mmpretrain.registry import HOOKS, MODELS
 from ..tta_setup import tta_settings
+from .utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -33,7 +34,7 @@ class TestTimeEnsembleHook(Hook):
         Compose(copy.deepcopy(self.tta_pipeline))
 
     def before_test(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if isinstance(model, BaseTTAModel):
             runner.logger.info('TestTimeEnsembleHook: the model is a TTA model already (tools/test.py --tta).')
             return

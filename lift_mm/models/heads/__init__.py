@@ -5,9 +5,11 @@ from .layer_normed_cls_head import LayerNormedClsHead
 from .lift_linear_cls_head import LIFTLinearClsHead
 from .linear_probe import fit_balanced_logistic_regression
 from .zero_shot_cls_head import ZeroShotClsHead
-from .text_prompts import PROMPT_SETS, class_descriptions, load_descriptors, prompt_templates
+from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, load_descriptors, prompt_templates,
+                        to_image_feature_space)
 
 __all__ = [
     'ClassWeightHead', 'CosineClsHead', 'L2NormedClsHead', 'LIFTLinearClsHead', 'LayerNormedClsHead', 'PROMPT_SETS',
-    'class_descriptions', 'fit_balanced_logistic_regression', 'load_descriptors', 'prompt_templates', 'ZeroShotClsHead'
+    'class_descriptions', 'encode_class_prompts', 'fit_balanced_logistic_regression', 'load_descriptors',
+    'prompt_templates', 'to_image_feature_space', 'ZeroShotClsHead'
 ]

@@ -7,8 +7,9 @@ from torch.nn import functional as F
 
 from mmpretrain.models.heads import ClsHead
 from ...utils import load_classnames
-from ..utils import SharedCLIP, build_tokenizer, encode_class_prompts, to_image_feature_space
-from .text_prompts import PROMPT_SETS, class_descriptions, load_descriptors, prompt_templates
+from ..utils import SharedCLIP, build_tokenizer
+from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, load_descriptors, prompt_templates,
+                        to_image_feature_space)
 
 CLIP_KEYS = ('arch', 'pretrained', 'quick_gelu')
 TEXT_INIT_KEYS = CLIP_KEYS + ('separate_clip', 'prompt', 'templates', 'descriptors')

@@ -74,11 +74,6 @@ class BaseClassCountsLoss(nn.Module, metaclass=ABCMeta):
         if class_counts is not None:
             self.set_class_counts(class_counts)
 
-    @property
-    def has_class_counts(self) -> bool:
-        """Whether the counts are known."""
-        return self.class_counts is not None
-
     def set_class_counts(self, counts: ClassCounts) -> None:
         """Set (or replace) the per-class training counts.
 

@@ -1,12 +1,11 @@
-from .compact_state_dict import FINGERPRINT_KEY, CompactStateDict, fingerprint, fingerprint_hex
+from .compact_state_dict import FINGERPRINT_KEY, fingerprint, fingerprint_hex, make_state_dict_compact
 from .freeze import freeze
 from .frozen_foundation import FrozenFoundationMixin
 from .open_clip_factory import SharedCLIP, build_open_clip, build_tokenizer, resolve_quick_gelu, save_clip_weights
 from .parameter_count import count_parameters, format_parameter_counts
-from .text_features import encode_class_prompts, to_image_feature_space
 
 __all__ = [
-    'FINGERPRINT_KEY', 'CompactStateDict', 'FrozenFoundationMixin', 'SharedCLIP', 'build_open_clip',
-    'build_tokenizer', 'count_parameters', 'encode_class_prompts', 'fingerprint', 'fingerprint_hex',
-    'format_parameter_counts', 'freeze', 'resolve_quick_gelu', 'save_clip_weights', 'to_image_feature_space'
+    'FINGERPRINT_KEY', 'FrozenFoundationMixin', 'SharedCLIP', 'build_open_clip',
+    'build_tokenizer', 'count_parameters', 'fingerprint', 'fingerprint_hex',
+    'format_parameter_counts', 'freeze', 'make_state_dict_compact', 'resolve_quick_gelu', 'save_clip_weights'
 ]

@@ -80,8 +80,13 @@ def config_key(prefix: str, name: str) -> str:
     return f'model.{prefix}{name}' if prefix else f'model.backbone.{name}'
 
 
-class CompactStateDict:
-    """Makes ``owner.state_dict()`` omit the frozen weights of ``owner.<foundation>`` and checks them on save and
+def make_state_dict_compact(owner: nn.Module,
+                            foundation: str,
+                            compact: bool = True,
+                            check_fingerprint: bool = True,
+                            source_key: str = 'pretrained',
+                            reproducible: bool = True) -> None:
+    """Make ``owner.state_dict()`` omit the frozen weights of ``owner.<foundation>`` and check them on save and
     load.
 
     The owner gets a ``foundation_fingerprint`` buffer (:func:`fingerprint`: architecture, activation and
@@ -108,14 +113,16 @@ class CompactStateDict:
         reproducible (bool): Whether the config rebuilds the same foundation weights in every process (from a
             file, a tag or a fixed seed). Defaults to True.
     """
+    # The hooks keep their state in an object, not in closures, so that copy.deepcopy and pickle of the owner
+    # give the copy hooks of its own, checking the copy's tensors.
+    _CompactStateDict(owner, foundation, compact, check_fingerprint, source_key, reproducible)
 
-    def __init__(self,
-                 owner: nn.Module,
-                 foundation: str,
-                 compact: bool = True,
-                 check_fingerprint: bool = True,
-                 source_key: str = 'pretrained',
-                 reproducible: bool = True) -> None:
+
+class _CompactStateDict:
+    """The state-dict hooks of :func:`make_state_dict_compact` and what they keep between calls."""
+
+    def __init__(self, owner: nn.Module, foundation: str, compact: bool, check_fingerprint: bool, source_key: str,
+                 reproducible: bool) -> None:
         self.foundation = foundation
         self.compact = compact and reproducible
         self.check_fingerprint = check_fingerprint

@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..peft.base import LightModuleContainer
-from .compact_state_dict import CompactStateDict
+from .compact_state_dict import make_state_dict_compact
 from .freeze import freeze
 from .open_clip_factory import SharedCLIP
 
@@ -17,7 +17,7 @@ class FrozenFoundationMixin:
     modules at the start their method prescribes (AdaptFormer's zero up projection, ...).
 
     A backbone loads its foundation, then calls :meth:`build_light_weight`, which freezes and fingerprints it
-    (:class:`CompactStateDict`) and calls the backbone's :meth:`add_light_modules`.
+    (:func:`make_state_dict_compact`) and calls the backbone's :meth:`add_light_modules`.
 
     MMEngine's ``init_weights``, which the Runner calls before training, applies each ``init_cfg`` to every
     submodule of the module that holds it, so the classifier-level ``init_cfg`` of mmpretrain's configs (DeiT,
@@ -49,12 +49,13 @@ class FrozenFoundationMixin:
                 ``ClassNumCheckHook`` compares with the classes of every dataset, like the head's.
             compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
             check_fingerprint (bool): Refuse checkpoints trained on other foundation weights. Defaults to True.
-            **compact_kwargs: Further arguments of :class:`CompactStateDict` (``source_key``, ``reproducible``).
+            **compact_kwargs: Further arguments of :func:`make_state_dict_compact` (``source_key``,
+                ``reproducible``).
         """
         freeze(self.get_submodule(foundation))
         # Fingerprint the weights as loaded, before light modules join them.
-        CompactStateDict(self, foundation, compact=compact_state_dict, check_fingerprint=check_fingerprint,
-                         **compact_kwargs)
+        make_state_dict_compact(self, foundation, compact=compact_state_dict, check_fingerprint=check_fingerprint,
+                                **compact_kwargs)
         self.add_light_modules(light_modules, num_classes)
         if num_classes is not None:
             self.num_classes = num_classes

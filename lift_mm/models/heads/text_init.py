@@ -1,11 +1,16 @@
-"""Prompt sets for initialising class weights from CLIP text features (LIFT's ``prompt`` option)."""
-import json
-import os
-from typing import Dict, List, Sequence
+"""Class weights from CLIP text features: the prompts (LIFT's ``prompt`` option), their encoding, and the map
+into the space of the image backbone's feature."""
+from typing import Dict, List, Optional, Sequence
 
+import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+from torch.nn import functional as F
+
+from ...utils.text_files import read_json
 
 PROMPT_SETS = ('default', 'ensemble', 'classname', 'descriptor')
+# Classes encoded per text-tower call: bounds memory for datasets with thousands of classes.
+TEXT_BATCH = 256
 
 
 def prompt_templates(prompt: str) -> List[str]:
@@ -33,15 +38,13 @@ def load_descriptors(path: str) -> Dict[str, List[str]]:
     """Read a descriptor file: a JSON object mapping each class name to a non-empty list of descriptions.
 
     Args:
-        path (str): The JSON file.
+        path (str): The JSON file, UTF-8 with or without a byte-order mark.
 
     Returns:
         dict[str, list[str]]: The descriptions of each class name.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'`text_init.descriptors`: descriptor file {path!r} does not exist.')
-    with open(path, encoding='utf-8') as file:
-        descriptors = json.load(file)
+    descriptors = read_json(path, '`text_init.descriptors` file',
+                            hint='Set `text_init.descriptors` to an existing JSON file.')
     if not isinstance(descriptors, dict):
         raise ValueError(f'`text_init.descriptors`: {path} must hold a JSON object mapping class names to lists of '
                          f'descriptions, not a {type(descriptors).__name__}.')
@@ -79,3 +82,33 @@ def class_descriptions(descriptors: Dict[str, List[str]], classnames: Sequence[s
         raise KeyError(f'`text_init.descriptors`: {path} has no descriptions of {len(missing)} of the '
                        f'{len(classnames)} classes: {shown}{more}.')
     return found
+
+
+@torch.no_grad()
+def encode_class_prompts(clip: torch.nn.Module, tokenizer, classnames: Sequence[str],
+                         templates: Sequence[str]) -> torch.Tensor:
+    """Mean over ``templates`` of the L2-normalised text features of each class name.
+
+    Underscores in names become spaces. Returns a (num_classes, embed_dim) tensor.
+    """
+    names = [name.replace('_', ' ') for name in classnames]
+    per_template = []
+    for template in templates:
+        prompts = [template.format(name) for name in names]
+        chunks = [clip.encode_text(tokenizer(prompts[i:i + TEXT_BATCH])) for i in range(0, len(prompts), TEXT_BATCH)]
+        per_template.append(F.normalize(torch.cat(chunks).float(), dim=-1))
+    return torch.stack(per_template).mean(dim=0)
+
+
+def to_image_feature_space(text_features: torch.Tensor, visual_proj: Optional[torch.Tensor]) -> torch.Tensor:
+    """Map text features into the space of the image backbone's feature and L2-normalise.
+
+    CLIP ViT backbones output the feature before the visual projection, so text features go through the
+    projection's transpose: ``normalize(normalize(t) @ proj.T)``. CLIP ResNets output the attention-pooled
+    feature, already in the joint space: pass ``visual_proj=None`` and the features are only normalised.
+    """
+    text_features = F.normalize(text_features, dim=-1)
+    if visual_proj is None:
+        return text_features
+    # The projection may already sit on the model's device while the text tower that encoded the classes does not.
+    return F.normalize(text_features @ visual_proj.float().t().to(text_features.device), dim=-1)
