@@ -29,6 +29,7 @@ from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend,
                                              checkpoint_problem, find_resumable_checkpoint, partial_files,
                                              resolve_auto_resume)
 from lift_mm.engine.hooks import AtomicCheckpointHook
+from lift_mm.utils import atomic_files
 
 DEMO = 'configs/lift/lift_demo.py'
 
@@ -91,7 +92,7 @@ class FullDiskFile(io.FileIO):
 
 def test_a_full_disk_names_the_checkpoint_being_saved(tmp_path, monkeypatch):
     target = save(tmp_path / 'epoch_1.pth', 1.0)
-    monkeypatch.setattr(checkpoint_files, 'open', FullDiskFile, raising=False)
+    monkeypatch.setattr(atomic_files, 'open', FullDiskFile, raising=False)
     with pytest.raises(OSError, match=rf"No space left on device while saving: '{target}'") as raised:
         save_checkpoint(dict(state_dict=dict(weight=torch.full((64, ), 2.0))), str(target),
                         backend_args=dict(backend=ATOMIC_BACKEND))

@@ -1,6 +1,8 @@
 """Training the head from cached features: FeatureClassifier, CachedFeatureDataset and FeatureCacheHook."""
 import copy
+import errno
 import os
+import os.path as osp
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import lift_mm  # noqa: F401
 from lift_mm.datasets import CachedFeatureDataset
 from lift_mm.engine import FeatureCacheHook, extract_features, feature_cache_key, feature_extraction
 from lift_mm.engine.hooks import feature_cache_hook
-from lift_mm.models.classifiers import FeatureClassifier
+from lift_mm.utils.atomic_files import partial_files
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
@@ -254,3 +256,21 @@ def test_training_from_the_cache_matches_training_on_images(tmp_path, data_root)
     assert weights.keys() == cached_weights.keys()
     torch.testing.assert_close(cached_weights['head.weight'], weights['head.weight'], rtol=1e-5, atol=1e-5)
     assert len(list((tmp_path / 'cached' / 'feature_cache').glob('*.pth'))) == 1
+
+
+def test_a_failed_cache_save_keeps_the_previous_cache_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = str(tmp_path / 'cache' / 'features.pth')
+    old = CachedFeatureDataset(torch.ones(3, 4), torch.tensor([0, 1, 2]))
+    old.save(path, 'key')
+
+    def disk_full(obj, file, *args, **kwargs):
+        file.write(b'PK\x03\x04 half a cache')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    with pytest.raises(OSError, match=rf"No space left on device while saving: '{re.escape(path)}'"):
+        CachedFeatureDataset(torch.zeros(3, 4), torch.tensor([2, 1, 0])).save(path, 'key')
+    monkeypatch.undo()
+    loaded = CachedFeatureDataset.load(path, 'key')
+    assert torch.equal(loaded.features, old.features) and torch.equal(loaded.labels, old.labels)
+    assert partial_files(osp.dirname(path)) == []

@@ -1,7 +1,6 @@
 """Encoder features of a dataset, computed once (by :func:`lift_mm.engine.extract_features`), served as a
 dataset for training a head without running the encoder."""
 import json
-import os
 import os.path as osp
 from typing import Optional
 
@@ -11,6 +10,7 @@ from torch.utils.data import Dataset
 
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
+from ..utils.atomic_files import write_atomically
 
 __all__ = ['CACHE_FORMAT', 'CachedFeatureDataset']
 
@@ -57,11 +57,9 @@ class CachedFeatureDataset(Dataset):
 
     def save(self, path: str, key: str) -> None:
         """Write the features to ``path`` under ``key``, atomically (a killed run leaves no partial file)."""
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        partial = f'{path}.partial{os.getpid()}'
-        torch.save(dict(format=CACHE_FORMAT, key=key, features=self.features, labels=self.labels,
-                        metainfo=json.dumps(self._metainfo, default=str)), partial)
-        os.replace(partial, path)
+        content = dict(format=CACHE_FORMAT, key=key, features=self.features, labels=self.labels,
+                       metainfo=json.dumps(self._metainfo, default=str))
+        write_atomically(path, lambda file: torch.save(content, file))
 
     @classmethod
     def load(cls, path: str, key: str, metainfo: Optional[dict] = None) -> Optional['CachedFeatureDataset']:

@@ -15,22 +15,20 @@ CRC-32 that torch stores for every record of its zip format). This module adds:
 import contextlib
 import glob
 import logging
-import os
 import os.path as osp
 import pickle
-import uuid
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from mmengine.config import Config
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
-from mmengine.utils import mkdir_or_exist
 
+from ..utils.atomic_files import partial_files, write_atomically
 from ..utils.checkpoint_safety import PICKLE_MAGIC, ZIP_MAGIC, weights_only_refusal
 
 __all__ = [
@@ -40,28 +38,12 @@ __all__ = [
 
 # Name of AtomicLocalBackend in MMEngine's file-backend registry.
 ATOMIC_BACKEND = 'lift_atomic_local'
-# Suffix of the hidden files a save writes before renaming them onto the checkpoint.
-PARTIAL_SUFFIX = '.partial'
 # The folder bit of the DOS attributes in a zip entry's external attributes.
 _DOS_FOLDER_ATTRIBUTE = 0x10
 
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file that is empty, cut short or damaged."""
-
-
-def _sync_directory(directory: str) -> None:
-    """Flush a directory entry to disk, so that a rename in it survives a power cut (POSIX only)."""
-    if os.name != 'posix':
-        return
-    # Some file systems (network and FUSE ones) cannot sync a directory; the rename is then as durable as they
-    # make it, and the save must not fail for that.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @register_backend(ATOMIC_BACKEND)
@@ -81,24 +63,7 @@ class AtomicLocalBackend(LocalBackend):
             obj (bytes): Data to be written.
             filepath (str | Path): Path to write data.
         """
-        directory, name = osp.split(osp.abspath(filepath))
-        mkdir_or_exist(directory)
-        partial = osp.join(directory, f'.{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}')
-        try:
-            with open(partial, 'xb') as file:
-                file.write(obj)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, filepath)
-        except BaseException as err:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
-            if isinstance(err, OSError):
-                # A full disk or quota fails in write, fsync or close, whose errors name no file (or the hidden
-                # partial one): name the file that could not be saved; the one already there is unchanged.
-                raise OSError(err.errno, f'{err.strerror} while saving', str(filepath)) from err
-            raise
-        _sync_directory(directory)
+        write_atomically(str(filepath), lambda file: file.write(obj))
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
         """Write text to ``filepath`` atomically.
@@ -109,11 +74,6 @@ class AtomicLocalBackend(LocalBackend):
             encoding (str): Encoding of the text. Defaults to 'utf-8'.
         """
         self.put(obj.encode(encoding), filepath)
-
-
-def partial_files(directory: str) -> List[str]:
-    """The partial files that interrupted :class:`AtomicLocalBackend` writes left in ``directory``."""
-    return sorted(glob.glob(osp.join(glob.escape(directory), f'.*{PARTIAL_SUFFIX}')))
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
