@@ -1,5 +1,6 @@
 import pytest
 from mmengine.registry import DefaultScope
+
 from tiny_clip import CLIP_SEED, make_tiny_clip, save_open_clip_checkpoint
 
 

@@ -6,11 +6,11 @@ tests/configs/ablations, so that each ablation move is trained here.
 from pathlib import Path
 
 import pytest
-from demo_runs import REPO, demo_runner, one_thread
 from mmengine.config import Config
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 
 import lift_mm  # noqa: F401
-from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
+from demo_runs import REPO, demo_runner, one_thread
 
 ABLATIONS = sorted(str(path.relative_to(REPO)) for folder in ('configs/lift/ablations', 'tests/configs/ablations')
                    for path in (REPO / folder).glob('*.py'))

@@ -5,16 +5,16 @@ import subprocess
 import sys
 
 import pytest
-from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 from torch import nn
 
 import lift_mm  # noqa: F401
 from lift_mm.engine import AutocastOptimWrapper, mixed_precision_optim_wrapper
-from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
+from demo_runs import REPO
 
 DEMO = 'configs/lift/lift_demo.py'
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')

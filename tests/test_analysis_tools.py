@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from demo_runs import REPO
 import torch
 from PIL import Image
 
 from lift_mm.evaluation.metrics import LongTailAccuracy
+from demo_runs import REPO
 
 TOOLS = REPO / 'tools' / 'analysis'
 

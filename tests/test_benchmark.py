@@ -8,14 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from demo_runs import REPO
 import torch
 from mmengine.config import Config
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
+from mmpretrain.registry import MODELS
 
 import lift_mm  # noqa: F401
 from lift_mm.models.backbones.clip_vit import quick_gelu
-from mmpretrain.registry import MODELS
+from demo_runs import REPO
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 TOOL = REPO / 'tools/analysis/benchmark.py'
 DEMO_TTE = 'configs/lift/lift_demo_tte.py'

@@ -14,15 +14,14 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
-
 from mmpretrain.registry import MODELS
 
 import lift_mm  # noqa: F401
-from demo_runs import demo_runner, last_metrics, one_thread, tool_environment
 from lift_mm.datasets.synthetic_long_tail import synthetic_class_names
 from lift_mm.engine import (CheckpointMismatchError, CorruptCheckpointError, apply_runner_arguments,
                             load_checkpoint_strictly)
 from lift_mm.models.utils import build_open_clip
+from demo_runs import demo_runner, last_metrics, one_thread, tool_environment
 from tiny_clip import tiny_clip_arch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +58,8 @@ def nine_classes(trained, path):
 
 
 def other_bottleneck(trained, path):
-    return model_checkpoint(trained, path, **{'model.backbone.light_modules': [dict(type='AdaptFormer',
-                                                                                     bottleneck=4)]})
+    return model_checkpoint(trained, path,
+                            **{'model.backbone.light_modules': [dict(type='AdaptFormer', bottleneck=4)]})
 
 
 def no_light_modules(trained, path):
@@ -103,7 +102,7 @@ def runner_for(trained, tmp_path, options=None):
 ], ids=['nine-classes', 'other-bottleneck', 'no-light-modules', 'light-modules-not-in-the-model', 'empty',
         'empty-state-dict', 'nested-under-model', 'bare-tensor'])
 def test_testing_refuses_a_checkpoint_that_does_not_fit_naming_the_keys(make, options, error, match, trained,
-                                                                         tmp_path):
+                                                                        tmp_path):
     path = make(trained, tmp_path / 'checkpoint.pth')
     runner = runner_for(trained, tmp_path, {'load_from': str(path), **options})
     with pytest.raises(error, match=rf'The checkpoint {re.escape(str(path))} \(`load_from`, the CHECKPOINT of '

@@ -8,12 +8,12 @@ import pytest
 import torch
 from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.runner import Runner
+from mmpretrain.datasets import BaseDataset
+from mmpretrain.registry import HOOKS, MODELS
 from torch import nn
 
 from lift_mm.engine.hooks.class_counts_hook import ClassCountsHook
 from lift_mm.models.losses import LADELoss, LogitAdjustedLoss
-from mmpretrain.datasets import BaseDataset
-from mmpretrain.registry import HOOKS, MODELS
 
 LABELS = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]  # 6 / 3 / 1 samples
 CLASSES = ('cat', 'dog', 'fox')

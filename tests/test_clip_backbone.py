@@ -1,13 +1,13 @@
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft import AdaptFormer
 from lift_mm.models.peft.base import BlockContext, auto_bottleneck
 from lift_mm.models.utils import build_open_clip
+from tiny_clip import tiny_clip_arch
 
 
 def build_backbone(clip_file, **kwargs):
@@ -44,7 +44,8 @@ def test_adaptformer_block_matches_formula(clip_file):
         mlp = host.mlp(host.ln_2(h))
         hidden = F.relu(F.layer_norm(h, (64, ), adapter.ln.weight, adapter.ln.bias) @ adapter.down_proj.weight.T
                         + adapter.down_proj.bias)
-        expected = h + mlp + tunable.light_modules['AdaptFormer'].scale * (hidden @ adapter.up_proj.weight.T + adapter.up_proj.bias)
+        scale = tunable.light_modules['AdaptFormer'].scale
+        expected = h + mlp + scale * (hidden @ adapter.up_proj.weight.T + adapter.up_proj.bias)
         torch.testing.assert_close(tunable(x), expected, rtol=1e-5, atol=1e-5)
 
 

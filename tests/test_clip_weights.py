@@ -4,17 +4,17 @@ import gc
 import weakref
 
 import pytest
-from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import open_clip_factory
+from demo_runs import REPO
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 SEED_BACKBONE, SEED_OTHER = 21, 22

@@ -7,11 +7,11 @@ import open_clip
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.heads import fit_balanced_logistic_regression, load_descriptors
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 HEAD_TYPES = ['CosineClsHead', 'LIFTLinearClsHead', 'L2NormedClsHead', 'LayerNormedClsHead']

@@ -1,17 +1,17 @@
 import importlib.util
 import io
-from copy import deepcopy
 import subprocess
 import sys
+from copy import deepcopy
 
 import pytest
-from demo_runs import REPO
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import fingerprint, make_state_dict_compact
+from demo_runs import REPO
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 CONVERTER = REPO / 'tools/model_converters/lift_to_mm.py'
 

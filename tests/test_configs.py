@@ -6,13 +6,13 @@ import json
 
 import pytest
 import torch
-from demo_runs import REPO
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import lift_mm  # noqa: F401
 from lift_mm.models.classifiers import CLIPImageClassifier, FeatureClassifier
 from lift_mm.models.heads.class_weight_head import CLIP_KEYS
+from demo_runs import REPO
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 

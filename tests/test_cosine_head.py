@@ -2,10 +2,10 @@ import open_clip
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
 CLASSNAMES = ['red_square', 'green circle', 'blue_triangle']
 

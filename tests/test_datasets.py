@@ -13,10 +13,8 @@ import pytest
 from mmpretrain.registry import DATASETS
 from PIL import Image
 
-from lift_mm.datasets import (CIFAR100LT, LongTailDataset, SyntheticLongTail,
-                              exponential_class_sizes, long_tail_groups,
-                              select_long_tail_indices)
-from lift_mm.datasets import synthetic_long_tail
+from lift_mm.datasets import (CIFAR100LT, LongTailDataset, SyntheticLongTail, exponential_class_sizes, long_tail_groups,
+                              select_long_tail_indices, synthetic_long_tail)
 
 # ---------------------------------------------------------------- groups
 
@@ -181,8 +179,7 @@ def build_from(root, **kwargs):
     (['val/../../a.jpg 0'],
      r"line 1: the image path 'val/../../a.jpg' leaves data_root/data_prefix"),
 ])
-def test_dataset_rejects_malformed_annotation_lines(tmp_path, val_lines,
-                                                     match):
+def test_dataset_rejects_malformed_annotation_lines(tmp_path, val_lines, match):
     root = write_lt(tmp_path / 'lt', val=val_lines)
     with pytest.raises(ValueError, match=match) as err:
         build_from(root)
@@ -609,8 +606,7 @@ def write_cifar(root: Path, train_per_class: int, test_per_class: int,
     folder = root / 'cifar-100-python'
     folder.mkdir(parents=True)
     rng = np.random.RandomState(seed)
-    for split, per_class in (('train', train_per_class), ('test',
-                                                           test_per_class)):
+    for split, per_class in (('train', train_per_class), ('test', test_per_class)):
         labels = rng.permutation(np.repeat(np.arange(100), per_class))
         data = np.zeros((labels.size, 3072), dtype=np.uint8)
         data[:, 0] = np.arange(labels.size) // 256

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from demo_runs import REPO, free_port, run_tool, warning_lines
 
 CONFIG = 'configs/lift/lift_demo.py'
@@ -30,10 +31,11 @@ def trained(tmp_path_factory):
 
 
 def test_training_reports_many_medium_few_and_writes_compact_checkpoints(trained):
-    import lift_mm  # noqa: F401
-    from lift_mm.datasets import GROUP_NAMES, long_tail_groups
     from mmengine.config import Config
     from mmpretrain.registry import DATASETS
+
+    import lift_mm  # noqa: F401
+    from lift_mm.datasets import GROUP_NAMES, long_tail_groups
 
     top1, many, medium, few = metrics(trained['log'])
     # The groups split the validation images, each class in one, so top-1 is their image-weighted mean.
@@ -75,9 +77,10 @@ def test_load_from_starts_training_from_checkpoint_weights(trained):
 
 
 def test_inferencer_classifies_an_image_file(trained):
-    import lift_mm  # noqa: F401
-    from mmpretrain import ImageClassificationInferencer
     from mmengine.config import Config
+    from mmpretrain import ImageClassificationInferencer
+
+    import lift_mm  # noqa: F401
 
     cfg = Config.fromfile(str(REPO / CONFIG))
     cfg.merge_from_dict(dict(zip(('train_dataloader.dataset.data_root', 'val_dataloader.dataset.data_root',

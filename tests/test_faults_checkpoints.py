@@ -12,24 +12,22 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 import pytest
-from demo_runs import REPO
 import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
-
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
-from demo_runs import demo_runner, one_thread
 from lift_mm.engine import checkpoint_files
 from lift_mm.engine.checkpoint_files import (ATOMIC_BACKEND, AtomicLocalBackend, CorruptCheckpointError,
                                              checkpoint_problem, find_resumable_checkpoint, partial_files,
                                              resolve_auto_resume)
 from lift_mm.engine.hooks import AtomicCheckpointHook
 from lift_mm.utils import atomic_files
+from demo_runs import REPO, demo_runner, one_thread
 
 DEMO = 'configs/lift/lift_demo.py'
 

@@ -4,9 +4,10 @@ import importlib.util
 import sys
 
 import pytest
-from demo_runs import REPO
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
+
+from demo_runs import REPO
 
 DEMO = REPO / 'configs/lift/lift_demo.py'
 

@@ -6,9 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from mmengine.logging import MessageHub, MMLogger
-from PIL import Image
-
 from mmpretrain.structures import DataSample
+from PIL import Image
 
 from lift_mm.datasets import LongTailDataset
 from lift_mm.datasets.long_tail_dataset import UnreadableImageError

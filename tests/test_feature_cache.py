@@ -8,21 +8,20 @@ import subprocess
 import sys
 
 import pytest
-from demo_runs import REPO, free_port
 import torch
 from mmengine.config import Config
 from mmengine.dataset import RepeatDataset
-from torch import distributed
-from torch import multiprocessing
+from mmpretrain.models.utils import ClsDataPreprocessor
+from mmpretrain.registry import DATASETS, MODELS
+from mmpretrain.structures import DataSample
+from torch import distributed, multiprocessing
 
 import lift_mm  # noqa: F401
 from lift_mm.datasets import CachedFeatureDataset
 from lift_mm.engine import FeatureCacheHook, extract_features, feature_cache_key, feature_extraction
 from lift_mm.engine.hooks import feature_cache_hook
 from lift_mm.utils.atomic_files import partial_files
-from mmpretrain.models.utils import ClsDataPreprocessor
-from mmpretrain.registry import DATASETS, MODELS
-from mmpretrain.structures import DataSample
+from demo_runs import REPO, free_port
 
 CACHED = 'configs/lift/lift_demo_classifier-only_cached.py'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')

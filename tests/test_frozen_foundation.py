@@ -9,9 +9,9 @@ import torch
 from mmengine.logging import MMLogger
 from mmpretrain.engine.hooks import ClassNumCheckHook
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 import lift_mm  # noqa: F401
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 TINY_RN = dict(embed_dim=32, vision_cfg=dict(image_size=32, layers=[1, 1, 1, 1], width=16, head_width=16),
                text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))

@@ -5,15 +5,15 @@ import os
 import numpy as np
 import pytest
 import torch
-from demo_runs import demo_runner, free_port, one_thread
 from mmengine.dist import get_dist_info
+from mmpretrain.registry import HOOKS
 from PIL import Image
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.heads import fit_balanced_logistic_regression
-from mmpretrain.registry import HOOKS
+from demo_runs import demo_runner, free_port, one_thread
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint
 
 CONFIG = 'tests/configs/ablations/lift_demo_wo-text-init.py'
 CLIP_SEED = 5

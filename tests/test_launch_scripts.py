@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+
 from demo_runs import REPO
 
 TOOLS = REPO / 'tools'

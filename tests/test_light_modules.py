@@ -7,11 +7,11 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
-from tiny_clip import tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft.base import LightModule, check_light_module_keys
+from tiny_clip import tiny_clip_arch
 
 WIDTH, HEADS, TOKENS = 64, 2, 17
 

@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from lift_mm.models.losses import (BalancedSoftmaxLoss, ClassBalancedLoss, GeneralizedReweightLoss, LADELoss,
-                                   LDAMLoss, LogitAdjustedLoss, SoftmaxFocalLoss)
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+from lift_mm.models.losses import (BalancedSoftmaxLoss, ClassBalancedLoss, GeneralizedReweightLoss, LADELoss, LDAMLoss,
+                                   LogitAdjustedLoss, SoftmaxFocalLoss)
 
 LOGITS = [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0], [1.0, -1.0, 2.0]]
 LABELS = [0, 1, 2, 2]

@@ -6,7 +6,6 @@ import os
 import statistics
 
 import pytest
-from demo_runs import free_port
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
@@ -14,6 +13,7 @@ from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
 
 from lift_mm.evaluation.metrics import LongTailAccuracy, long_tail_accuracy
+from demo_runs import free_port
 
 COUNTS = (300, 150, 101, 100, 60, 20, 19, 8, 3, 1)  # 3 many, 3 medium, 4 few
 

@@ -4,12 +4,12 @@ import huggingface_hub
 import open_clip
 import pytest
 import torch
-from open_clip.transformer import QuickGELU
 from mmpretrain.registry import MODELS
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, save_openai_archive, tiny_clip_arch
+from open_clip.transformer import QuickGELU
 
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import build_open_clip, resolve_quick_gelu, save_clip_weights
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, save_openai_archive, tiny_clip_arch
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

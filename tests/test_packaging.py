@@ -75,6 +75,7 @@ def test_missing_package_config_names_the_path(tmp_path):
 
 def test_installed_packages_are_found_without_pkg_resources():
     from lift_mm.utils import get_installed_path, is_installed
+
     # The distribution name differs from the module name here: the module comes from its top_level.txt.
     assert get_installed_path('open_clip_torch') == os.path.dirname(open_clip.__file__)
     assert get_installed_path('mmpretrain') == os.path.dirname(mmpretrain.__file__)

@@ -1,12 +1,12 @@
 import subprocess
 import sys
 
-from demo_runs import REPO
 from mmpretrain.registry import MODELS
-from tiny_clip import tiny_clip_arch
 
 import lift_mm  # noqa: F401
 from lift_mm.models.utils import count_parameters
+from demo_runs import REPO
+from tiny_clip import tiny_clip_arch
 
 WIDTH, LAYERS = 64, 2
 

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft.base import registered_light_modules
+from demo_runs import REPO
 
 VIT_KINDS = sorted(set(registered_light_modules()) - {'BatchNormTuning', 'SSFOutput'})
 

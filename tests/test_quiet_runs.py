@@ -11,14 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
-from tiny_clip import tiny_clip_arch
+from mmpretrain.registry import HOOKS, MODELS
 
 import lift_mm  # noqa: F401
-from mmpretrain.registry import HOOKS, MODELS
+from demo_runs import REPO
+from tiny_clip import tiny_clip_arch
 
 DEMO = 'configs/lift/lift_demo.py'
 MMCV_LITE_WARNING = 'Fail to import ``MultiScaleDeformableAttention`` from ``mmcv.ops.multi_scale_deform_attn``'
@@ -96,7 +96,7 @@ def test_optimizer_constructor_does_not_list_frozen_parameters(backbone, logger)
 
 @pytest.mark.parametrize('file_client_args, notices', [(None, 0), (dict(backend='disk'), 1)])
 def test_checkpoint_hook_drops_the_notices_of_file_clients_only_it_creates(file_client_args, notices, logger,
-                                                                        tmp_path):
+                                                                           tmp_path):
     hook = HOOKS.build(dict(type='AtomicCheckpointHook', interval=1, file_client_args=file_client_args))
     runner = SimpleNamespace(work_dir=str(tmp_path), logger=logger,
                              message_hub=MessageHub.get_instance(f'quiet-{uuid.uuid4().hex}'))

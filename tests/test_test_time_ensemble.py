@@ -5,17 +5,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from demo_runs import REPO
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 from PIL import Image
-from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 from torch.nn import functional as F
 from torchvision import transforms as T
 
 import lift_mm  # noqa: F401
 from lift_mm.engine import enable_tta, tta_settings
-from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
+from demo_runs import REPO
+from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])

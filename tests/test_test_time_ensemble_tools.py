@@ -1,10 +1,10 @@
 """Test-time ensembling switched on by the config's hook, by ``tools/test.py --tta`` (with ``--cfg-options``) and
 in 2-process testing: all give the same metrics."""
 import pytest
-from demo_runs import demo_runner, last_metrics, one_thread, run_test_tool
 from mmengine.config import Config, ConfigDict
 
 from lift_mm.models.tta import AverageLogitsTTA
+from demo_runs import demo_runner, last_metrics, one_thread, run_test_tool
 
 pytestmark = pytest.mark.slow
 

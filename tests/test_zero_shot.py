@@ -3,14 +3,14 @@ import sys
 
 import pytest
 import torch
-from demo_runs import REPO
 from mmpretrain.registry import MODELS
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
+from demo_runs import REPO
+from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
 
 def test_zero_shot_logits_follow_clip(clip_file):

@@ -10,8 +10,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
-from lift_mm.engine import (add_runner_arguments, apply_runner_arguments,  # noqa: E402
-                            enable_tta, pin_memory_enabled, setup_distributed_without_cuda)
+from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, enable_tta, pin_memory_enabled,  # noqa: E402
+                            setup_distributed_without_cuda)
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,10 +6,10 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
+from torch.utils.data import Dataset
+
 from ..utils.atomic_files import write_atomically
 
 __all__ = ['CACHE_FORMAT', 'CachedFeatureDataset']

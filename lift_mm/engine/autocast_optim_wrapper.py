@@ -7,9 +7,8 @@ import torch
 from mmengine.device import get_device
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner.amp import autocast
-from torch import nn
-
 from mmpretrain.registry import OPTIM_WRAPPERS
+from torch import nn
 
 __all__ = ['AutocastOptimWrapper', 'mixed_precision_optim_wrapper']
 

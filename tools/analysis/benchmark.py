@@ -55,12 +55,12 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner.amp import autocast  # noqa: E402
+from mmpretrain.registry import MODELS, TRANSFORMS  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components)
 from lift_mm.engine import mixed_precision_optim_wrapper, tta_settings  # noqa: E402
 from lift_mm.models.classifiers import FeatureClassifier  # noqa: E402
-from mmpretrain.registry import MODELS, TRANSFORMS  # noqa: E402
-from mmpretrain.structures import DataSample  # noqa: E402
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # LIFT's test-time ensemble: four corner crops and the centre crop.

@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.utils import (import_modules_from_strings,  # noqa: E402
-                            track_parallel_progress, track_progress)
+from mmengine.utils import import_modules_from_strings, track_parallel_progress, track_progress  # noqa: E402
 from mmpretrain.registry import DATASETS  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (fills the registries)

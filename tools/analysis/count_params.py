@@ -11,10 +11,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
 
 import lift_mm  # noqa: E402,F401
 from lift_mm.models.utils import count_parameters, format_parameter_counts  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
 
 
 def main() -> None:

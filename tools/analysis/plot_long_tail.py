@@ -27,8 +27,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patheffects import withStroke  # noqa: E402
-from matplotlib.ticker import (FuncFormatter, LogLocator,  # noqa: E402
-                               MaxNLocator, NullFormatter)
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 GROUPS = ('many', 'medium', 'few')
 REQUIRED_KEYS = ('metrics', 'many_thr', 'few_thr', 'class_counts', 'groups',

@@ -3,7 +3,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform, RandomFlip
-
 from mmpretrain.datasets.transforms import RandomResizedCrop, ResizeEdge
 from mmpretrain.registry import TRANSFORMS
 

@@ -2,8 +2,8 @@ import os.path as osp
 from typing import Any, Dict, Tuple
 
 from mmengine.hooks import Hook
-
 from mmpretrain.registry import HOOKS
+
 from ...datasets.annotation_files import file_sha256
 from .utils import inner_datasets, is_dataset_wrapper
 

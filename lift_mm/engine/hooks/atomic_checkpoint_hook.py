@@ -7,8 +7,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import MMLogger
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-
 from mmpretrain.registry import HOOKS
+
 from ...utils import messages_dropped
 from ..checkpoint_files import ATOMIC_BACKEND, partial_files
 

@@ -4,8 +4,8 @@ from typing import Sequence
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop
-
 from mmpretrain.registry import HOOKS
+
 from ..checkpoint_compatibility import (CheckpointMismatchError, checkpoint_state_dict, config_differences,
                                         describe_mismatch, state_dict_mismatch, unwrap_model)
 

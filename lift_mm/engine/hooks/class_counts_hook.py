@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
 from torch.utils.data import ConcatDataset as TorchConcatDataset
 
-from mmpretrain.registry import HOOKS
 from .utils import is_dataset_wrapper, unwrap_model
 
 _HINT = "add metainfo['class_counts'] to the training dataset or pass `class_counts=[...]` to the loss."

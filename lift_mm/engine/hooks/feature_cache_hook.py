@@ -7,10 +7,10 @@ import torch
 from mmengine.dataset import BaseDataset, Compose
 from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mmpretrain.registry import HOOKS
 from ...datasets.cached_features import CachedFeatureDataset
 from ...models.classifiers import FeatureClassifier
 from ..feature_extraction import extract_features, feature_cache_key

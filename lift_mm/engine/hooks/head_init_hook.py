@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
+from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Subset
 
-from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
 from ..feature_extraction import extract_features
 from .utils import inner_datasets, unwrap_model
@@ -147,22 +147,24 @@ class HeadInitHook(Hook):
                 return backbone.to(model.head.weight.device).eval()
         return model.backbone
 
-    def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
-        cfg = runner.cfg
-        dataset = DATASETS.build(self._dataset_cfg(cfg))
-        indices = self._indices(dataset, runner.seed if self.seed is None else self.seed)
+    def _extract(self, cfg, model: nn.Module, subset: Subset):
+        """Features of ``subset`` as the head sees them, through a frozen backbone freed on return."""
         backbone = self._frozen_backbone(cfg, model)
 
         def encode(inputs: torch.Tensor) -> torch.Tensor:
             feats = backbone(inputs)
             return model.head.pre_logits(model.neck(feats) if model.with_neck else feats).float()
 
-        runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
-        extracted = extract_features(
-            model, Subset(dataset, indices), encode=encode,
-            batch_size=self.batch_size or cfg.test_dataloader.batch_size,
+        return extract_features(
+            model, subset, encode=encode, batch_size=self.batch_size or cfg.test_dataloader.batch_size,
             num_workers=cfg.test_dataloader.get('num_workers', 0) if self.num_workers is None else self.num_workers)
-        del backbone
+
+    def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
+        cfg = runner.cfg
+        dataset = DATASETS.build(self._dataset_cfg(cfg))
+        indices = self._indices(dataset, runner.seed if self.seed is None else self.seed)
+        runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
+        extracted = self._extract(cfg, model, Subset(dataset, indices))
         device = model.head.weight.device
         features, labels = extracted.features.to(device), extracted.labels.to(device)
 

@@ -1,6 +1,6 @@
 from mmengine.hooks import Hook
-
 from mmpretrain.registry import HOOKS
+
 from ...models.utils import count_parameters, format_parameter_counts
 from .utils import unwrap_model
 

@@ -3,8 +3,8 @@ from typing import Optional, Sequence, Union
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-
 from mmpretrain.registry import HOOKS
+
 from ...datasets.long_tail_dataset import SKIPPED_IMAGES_KEY
 
 

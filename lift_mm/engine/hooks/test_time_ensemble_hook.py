@@ -4,8 +4,8 @@ from typing import Optional
 from mmengine.dataset import Compose
 from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel
-
 from mmpretrain.registry import HOOKS, MODELS
+
 from ..tta_setup import tta_settings
 from .utils import unwrap_model
 

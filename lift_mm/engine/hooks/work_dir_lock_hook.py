@@ -1,7 +1,7 @@
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-
 from mmpretrain.registry import HOOKS
+
 from ..work_dir_lock import WorkDirLock
 
 

@@ -1,10 +1,10 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmpretrain.registry import MODELS
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from ..peft import BatchNormTuning, BitFit, FullFineTuning, SSFOutput
 from ..peft.base import OUTPUT_SITES, BlockContext, LightModuleContainer, check_light_module_keys, light_module_cfg
 from ..utils import FrozenFoundationMixin, SharedCLIP

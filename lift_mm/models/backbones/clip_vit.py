@@ -1,11 +1,11 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.registry import MODELS
 from open_clip.transformer import QuickGELU
 from torch.utils.checkpoint import checkpoint
 
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
-from mmpretrain.registry import MODELS
 from ..peft import inject_light_modules
 from ..peft.base import BlockParts, TunableBlock
 from ..utils import FrozenFoundationMixin, SharedCLIP

@@ -2,10 +2,10 @@
 from typing import List, Sequence, Tuple, Union
 
 import torch
-from torch import nn
-
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
+from torch import nn
+
 from .clip_image_classifier import CLIPImageClassifier
 
 __all__ = ['FeatureClassifier', 'FeatureDataPreprocessor', 'is_feature_batch']

@@ -4,9 +4,9 @@ from .l2_normed_cls_head import L2NormedClsHead
 from .layer_normed_cls_head import LayerNormedClsHead
 from .lift_linear_cls_head import LIFTLinearClsHead
 from .linear_probe import fit_balanced_logistic_regression
-from .zero_shot_cls_head import ZeroShotClsHead
 from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, load_descriptors, prompt_templates,
                         to_image_feature_space)
+from .zero_shot_cls_head import ZeroShotClsHead
 
 __all__ = [
     'ClassWeightHead', 'CosineClsHead', 'L2NormedClsHead', 'LIFTLinearClsHead', 'LayerNormedClsHead', 'PROMPT_SETS',

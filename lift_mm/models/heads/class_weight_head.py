@@ -2,10 +2,10 @@ import os
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmpretrain.models.heads import ClsHead
 from torch import nn
 from torch.nn import functional as F
 
-from mmpretrain.models.heads import ClsHead
 from ...utils import load_classnames
 from ..utils import SharedCLIP, build_tokenizer
 from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, load_descriptors, prompt_templates,
@@ -155,7 +155,7 @@ class ClassWeightHead(ClsHead):
         differing = {key: value for key, value in named.items() if value != clip.config()[key]}
         if differing:
             raise ValueError(
-                f'`model.head.text_init` names another CLIP than the backbone: '
+                '`model.head.text_init` names another CLIP than the backbone: '
                 + ', '.join(f'`{TEXT_INIT_PREFIX}{key}`={value!r} but `model.backbone.{key}`={clip.config()[key]!r}'
                             for key, value in differing.items())
                 + f'. Remove {sorted(differing)} from `model.head.text_init` to take the text features from the '

@@ -1,9 +1,9 @@
 from typing import Tuple
 
 import torch
+from mmpretrain.registry import MODELS
 from torch.nn import functional as F
 
-from mmpretrain.registry import MODELS
 from .class_weight_head import ClassWeightHead
 
 

@@ -1,10 +1,10 @@
 from typing import Tuple
 
 import torch
+from mmpretrain.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
-from mmpretrain.registry import MODELS
 from .class_weight_head import ClassWeightHead
 
 

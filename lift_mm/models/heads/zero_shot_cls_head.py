@@ -1,8 +1,8 @@
 from typing import Optional, Tuple
 
 import torch
-
 from mmpretrain.registry import MODELS
+
 from ..utils import SharedCLIP, freeze
 from .class_weight_head import TEXT_INIT_PREFIX
 from .cosine_cls_head import CosineClsHead

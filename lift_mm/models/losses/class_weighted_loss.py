@@ -4,8 +4,8 @@ from abc import abstractmethod
 from typing import Optional
 
 import torch
-
 from mmpretrain.registry import MODELS
+
 from .base_class_counts_loss import BaseClassCountsLoss, ClassCounts
 from .utils import class_stat_like, reduce_sample_loss, soft_cross_entropy, to_soft_targets
 
@@ -76,7 +76,7 @@ class ClassWeightedLoss(BaseClassCountsLoss):
 
     def compute_loss(self, cls_score, label, class_counts, weight, reduction, avg_factor):
         return class_weighted_cross_entropy(cls_score, label, self.class_weight(class_counts),
-                                           self.avg_by_class_weight, weight, reduction, avg_factor)
+                                            self.avg_by_class_weight, weight, reduction, avg_factor)
 
 
 def class_balanced_weights(class_counts: torch.Tensor, beta: float = 0.9999) -> torch.Tensor:

@@ -2,8 +2,8 @@ import math
 from typing import Optional
 
 import torch
-
 from mmpretrain.registry import MODELS
+
 from .base_class_counts_loss import BaseClassCountsLoss, ClassCounts
 from .logit_adjusted_loss import logit_adjusted_loss
 from .utils import class_stat_like, to_soft_targets

@@ -1,9 +1,9 @@
 from typing import Optional
 
 import torch
+from mmpretrain.registry import MODELS
 from torch.nn import functional as F
 
-from mmpretrain.registry import MODELS
 from .base_class_counts_loss import BaseClassCountsLoss, ClassCounts
 from .utils import class_stat_like, reduce_sample_loss, soft_cross_entropy, to_hard_class_indices
 

@@ -1,10 +1,10 @@
 from typing import Optional
 
 import torch
+from mmpretrain.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
-from mmpretrain.registry import MODELS
 from .utils import check_cls_score, reduce_sample_loss, resolve_reduction, to_soft_targets
 
 

@@ -2,9 +2,8 @@
 from typing import Optional
 
 import torch
-from torch.nn import functional as F
-
 from mmpretrain.models.losses.utils import weight_reduce_loss
+from torch.nn import functional as F
 
 REDUCTIONS = ('none', 'mean', 'sum')
 

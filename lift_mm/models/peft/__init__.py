@@ -3,7 +3,7 @@ from .base import inject_light_modules
 from .host_tuning import BatchNormTuning, BitFit, FullFineTuning, LayerNormTuning
 from .lora import LoRA, LoRAMLP
 from .sparse_tuning import SparseTuning
-from .ssf import SSFAttn, SSFLayerNorm, SSFMLP, SSFOutput
+from .ssf import SSFMLP, SSFAttn, SSFLayerNorm, SSFOutput
 from .vpt import VPTDeep, VPTShallow
 
 __all__ = [

@@ -2,10 +2,10 @@
 import math
 
 import torch
+from mmpretrain.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
-from mmpretrain.registry import MODELS
 from .base import BlockContext, LightModule, resolve_bottleneck
 
 

@@ -14,10 +14,9 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 import torch
 from mmengine.logging import print_log
+from mmpretrain.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
-
-from mmpretrain.registry import MODELS
 
 ActivationFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ParameterFn = Callable[[torch.Tensor, Optional[torch.Tensor]], Tuple[torch.Tensor, Optional[torch.Tensor]]]

@@ -1,9 +1,9 @@
 """Kinds that train some of the host block's own weights in place instead of adding modules."""
 from typing import Iterable, List, Tuple
 
+from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmpretrain.registry import MODELS
 from .base import BlockContext, LightModule
 
 

@@ -1,9 +1,9 @@
 from typing import Optional, Tuple, Union
 
 import torch
+from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmpretrain.registry import MODELS
 from .base import BlockContext, LightModule
 
 # The four linears of a block, in the order their masks are drawn from the shared generator.

@@ -1,9 +1,9 @@
 import math
 
 import torch
+from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmpretrain.registry import MODELS
 from .base import BlockContext, LightModule
 
 

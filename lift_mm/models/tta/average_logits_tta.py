@@ -2,11 +2,10 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseTTAModel
-from torch import nn
-from torch.nn import functional as F
-
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch import nn
+from torch.nn import functional as F
 
 
 def _is_multi_view(inputs) -> bool:
