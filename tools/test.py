@@ -11,7 +11,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
 from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, enable_tta, pin_memory_enabled,  # noqa: E402
-                            setup_distributed_without_cuda)
+                            setup_distributed_without_cuda, training_set_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,6 +25,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help='test-time ensembling: wrap the model in the config\'s `tta_model` (default '
                         'AverageLogitsTTA, which averages logits) and test with its `tta_pipeline`')
+    parser.add_argument('--split', choices=('test', 'train'), default='test',
+                        help='the images to test: the test set, or the training set (its dataset inside any '
+                        'wrappers such as RepeatDataset) through the test pipeline (LIFT\'s test_train)')
     add_runner_arguments(parser)
     return parser.parse_args()
 
@@ -32,6 +35,9 @@ def parse_args() -> argparse.Namespace:
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_runner_arguments(cfg, args)
     cfg.load_from = args.checkpoint
+    if args.split == 'train':
+        # A copy of the loader: configs often share one dict between the val and test loaders.
+        cfg.test_dataloader = dict(cfg.test_dataloader, dataset=training_set_config(cfg, user='--split train'))
     loader = cfg.test_dataloader
     loader.pin_memory = pin_memory_enabled(not args.no_pin_memory)
     loader.persistent_workers = loader.get('num_workers', 0) > 0 and loader.get('persistent_workers', True)

@@ -7,11 +7,12 @@ from .head_init_hook import HeadInitHook
 from .parameter_count_hook import ParameterCountHook
 from .skipped_images_hook import SkippedImagesHook
 from .test_time_ensemble_hook import TestTimeEnsembleHook
+from .training_accuracy_hook import TrainingAccuracyHook
 from .work_dir_lock_hook import WorkDirLockHook
 
 __all__ = [
     'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'ClassCountsHook',
     'FeatureCacheHook', 'HeadInitHook', 'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook',
-    'WorkDirLockHook',
+    'TrainingAccuracyHook', 'WorkDirLockHook',
     'annotation_fingerprint'
 ]

@@ -1,0 +1,112 @@
+"""Training accuracy per group: the training set through the test pipeline, during training
+(TrainingAccuracyHook) and from a checkpoint (``tools/test.py --split train``)."""
+import importlib.util
+import json
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from mmpretrain.registry import HOOKS
+
+import lift_mm  # noqa: F401
+from lift_mm.engine import sample_per_class, training_set_config
+from demo_runs import REPO, demo_runner, last_metrics, one_thread, run_test_tool
+
+DEMO = 'configs/lift/lift_demo.py'
+
+
+def test_sample_per_class_keeps_at_most_n_of_each_class_the_same_way_each_time():
+    labels = np.repeat([0, 1, 2, 3], [7, 1, 3, 2])
+    chosen = sample_per_class(labels, 3, seed=5)
+    assert chosen == sorted(set(chosen))
+    assert np.bincount(labels[chosen], minlength=4).tolist() == [3, 1, 3, 2]
+    assert sample_per_class(labels, 3, seed=5) == chosen
+    draws = {tuple(sample_per_class(labels, 3, seed=seed)) for seed in range(10)}
+    assert len(draws) > 1, 'the seed must choose which images of a large class are kept'
+    assert sample_per_class(labels, None, seed=5) == list(range(len(labels)))
+
+
+def test_training_set_config_unwraps_and_takes_the_test_pipeline():
+    cfg = Config.fromfile(str(REPO / DEMO))
+    inner = cfg.train_dataloader.dataset.to_dict()
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=3, dataset=inner)
+    dataset = training_set_config(cfg)
+    assert dataset == dict(inner, pipeline=list(cfg.test_dataloader.dataset.pipeline))
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[inner, inner])
+    with pytest.raises(TypeError, match=r"tool cannot find the pipeline of the training dataset 'ConcatDataset'"):
+        training_set_config(cfg, user='tool')
+
+
+def test_the_hook_is_off_unless_a_config_adds_it():
+    cfg = Config.fromfile(str(REPO / DEMO))
+    assert [hook['type'] for hook in cfg.custom_hooks] == [
+        'ClassNumCheckHook', 'ClassCountsHook', 'ParameterCountHook', 'SkippedImagesHook']
+    assert 'TrainingAccuracyHook' not in {hook['type'] for hook in cfg.default_hooks.values()}
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(interval=0), r'`interval`=0 must be an integer >= 1\.'),
+    (dict(max_per_class=0), r'`max_per_class`=0 must be an integer >= 1 \(or None\)\.'),
+])
+def test_bad_hook_settings_fail_at_build(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        HOOKS.build(dict(type='TrainingAccuracyHook', **cfg))
+
+
+def test_evaluates_every_k_epochs_and_after_the_last():
+    hook = HOOKS.build(dict(type='TrainingAccuracyHook', interval=3))
+    scalars = []
+    runner = SimpleNamespace(epoch=0, max_epochs=7, train_loop=SimpleNamespace(max_epochs=7),
+                             visualizer=SimpleNamespace(add_scalars=lambda metrics, step: scalars.append(step)),
+                             logger=SimpleNamespace(info=lambda message: None))
+    hook.evaluate = lambda runner: {'train_long_tail/top1': 50.0}
+    for epoch in range(7):
+        runner.epoch = epoch
+        hook.after_train_epoch(runner)
+    assert scalars == [3, 6, 7]
+
+
+def load_test_tool():
+    spec = importlib.util.spec_from_file_location('lift_test_tool', REPO / 'tools/test.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_train_of_the_test_tool_tests_the_training_images_with_the_test_pipeline(monkeypatch):
+    tool = load_test_tool()
+    monkeypatch.setattr(sys, 'argv', ['test.py', DEMO, 'ckpt.pth', '--split', 'train'])
+    cfg = tool.merge_args(Config.fromfile(str(REPO / DEMO)), tool.parse_args())
+    plain = Config.fromfile(str(REPO / DEMO))
+    assert cfg.test_dataloader.dataset == dict(plain.train_dataloader.dataset,
+                                               pipeline=list(plain.test_dataloader.dataset.pipeline))
+    assert cfg.val_dataloader.dataset.split == 'test'
+
+
+@pytest.mark.slow
+def test_hook_logs_what_the_test_tool_reports_on_the_training_set(tmp_path):
+    """Two demo epochs with the hook on all images (and a second one on 3 per class), then the test tool with
+    ``--split train`` on the second epoch's checkpoint."""
+    hooks = [dict(type='TrainingAccuracyHook', interval=1),
+             dict(type='TrainingAccuracyHook', max_per_class=3, prefix='train3')]
+    options = {'train_cfg.max_epochs': 2, 'param_scheduler.end': 2, 'param_scheduler.T_max': 2}
+    runner = demo_runner(DEMO, tmp_path / 'work', tmp_path / 'data', options,
+                         edit=lambda cfg: cfg.custom_hooks.extend(hooks))
+    with one_thread():
+        runner.train()
+    (scalars_file, ) = (tmp_path / 'work').glob('*/vis_data/scalars.json')
+    logged = [json.loads(line) for line in scalars_file.read_text().splitlines()]
+    logged = [record for record in logged if 'train_long_tail/top1' in record]
+    assert [record['step'] for record in logged] == [1, 2]
+    subsampled = [hook for hook in runner.hooks if getattr(hook, 'prefix', None) == 'train3']
+    labels = np.array([int(line.split()[1]) for line in (tmp_path / 'data' / 'train.txt').read_text().splitlines()])
+    assert len(subsampled[0]._loader.dataset) == np.minimum(np.bincount(labels), 3).sum()
+
+    log = run_test_tool(DEMO, tmp_path / 'work' / 'epoch_2.pth', tmp_path / 'test', tmp_path / 'data',
+                        flags=['--split', 'train'])
+    tested = last_metrics(log)
+    assert set(tested) >= {'top1', 'many', 'medium', 'few'}
+    # The tool prints 4 decimals.
+    assert {name: logged[-1][f'train_long_tail/{name}'] for name in tested} == pytest.approx(tested, abs=1e-4)
