@@ -2,17 +2,20 @@
 (TrainingAccuracyHook) and from a checkpoint (``tools/test.py --split train``)."""
 import importlib.util
 import json
+import os
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
+from mmengine.dist import get_dist_info
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
 from lift_mm.engine import sample_per_class, training_set_config
-from demo_runs import REPO, demo_runner, last_metrics, one_thread, run_test_tool
+from demo_runs import REPO, demo_runner, free_port, last_metrics, one_thread, run_test_tool
 
 DEMO = 'configs/lift/lift_demo.py'
 
@@ -99,9 +102,13 @@ def test_hook_logs_what_the_test_tool_reports_on_the_training_set(tmp_path):
     logged = [json.loads(line) for line in scalars_file.read_text().splitlines()]
     logged = [record for record in logged if 'train_long_tail/top1' in record]
     assert [record['step'] for record in logged] == [1, 2]
-    subsampled = [hook for hook in runner.hooks if getattr(hook, 'prefix', None) == 'train3']
+    full, subsampled = [hook for hook in runner.hooks if type(hook).__name__ == 'TrainingAccuracyHook']
     labels = np.array([int(line.split()[1]) for line in (tmp_path / 'data' / 'train.txt').read_text().splitlines()])
-    assert len(subsampled[0]._loader.dataset) == np.minimum(np.bincount(labels), 3).sum()
+    assert [full.prefix, len(full._loader.dataset)] == ['train', len(labels)]
+    assert [subsampled.prefix, len(subsampled._loader.dataset)] == ['train3', np.minimum(np.bincount(labels), 3).sum()]
+    # The top-1 accuracy of all training images is a whole number of them.
+    correct = logged[-1]['train_long_tail/top1'] * len(labels) / 100
+    assert correct == pytest.approx(round(correct), abs=1e-6)
 
     log = run_test_tool(DEMO, tmp_path / 'work' / 'epoch_2.pth', tmp_path / 'test', tmp_path / 'data',
                         flags=['--split', 'train'])
@@ -109,3 +116,34 @@ def test_hook_logs_what_the_test_tool_reports_on_the_training_set(tmp_path):
     assert set(tested) >= {'top1', 'many', 'medium', 'few'}
     # The tool prints 4 decimals.
     assert {name: logged[-1][f'train_long_tail/{name}'] for name in tested} == pytest.approx(tested, abs=1e-4)
+
+
+def evaluate_in_process(rank, world_size, port, root, out):
+    """One of two processes: the hook's evaluation of the untrained demo model under DDP (gloo)."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR='127.0.0.1',
+                      MASTER_PORT=str(port))
+    runner = demo_runner(DEMO, root / 'ddp', root / 'data', launcher='pytorch')
+    assert get_dist_info() == (rank, world_size)
+    hook = evaluating_hook(runner)
+    torch.save(dict(metrics=hook.evaluate(runner), share=len(hook._loader.sampler)), out / f'rank{rank}.pt')
+
+
+def evaluating_hook(runner):
+    hook = HOOKS.build(dict(type='TrainingAccuracyHook', max_per_class=7))
+    hook.before_train(runner)
+    return hook
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_as_one(tmp_path):
+    with one_thread():
+        runner = demo_runner(DEMO, tmp_path / 'single', tmp_path / 'data')
+        hook = evaluating_hook(runner)
+        single = hook.evaluate(runner)
+        torch.multiprocessing.start_processes(evaluate_in_process, args=(2, free_port(), tmp_path, tmp_path),
+                                              nprocs=2, start_method='fork')
+    ranks = [torch.load(tmp_path / f'rank{rank}.pt') for rank in range(2)]
+    # Each process predicts half of the images (the sampler pads an odd count), the evaluator gathers them.
+    assert [rank['share'] for rank in ranks] == [(len(hook._loader.dataset) + 1) // 2] * 2
+    assert ranks[0]['metrics'] == ranks[1]['metrics'] == pytest.approx(single, abs=1e-9)
+    assert 0 < single['train_long_tail/top1'] < 100
