@@ -79,12 +79,25 @@ def load_test_tool():
 
 def test_split_train_of_the_test_tool_tests_the_training_images_with_the_test_pipeline(monkeypatch):
     tool = load_test_tool()
-    monkeypatch.setattr(sys, 'argv', ['test.py', DEMO, 'ckpt.pth', '--split', 'train'])
+    monkeypatch.setattr(sys, 'argv', ['test.py', DEMO, 'ckpt.pth', '--split', 'train', '--cfg-options',
+                                      'train_dataloader.dataset.data_root=elsewhere', 'test_dataloader.batch_size=3'])
     cfg = tool.merge_args(Config.fromfile(str(REPO / DEMO)), tool.parse_args())
     plain = Config.fromfile(str(REPO / DEMO))
-    assert cfg.test_dataloader.dataset == dict(plain.train_dataloader.dataset,
+    assert cfg.test_dataloader.dataset == dict(plain.train_dataloader.dataset, data_root='elsewhere',
                                                pipeline=list(plain.test_dataloader.dataset.pipeline))
+    assert cfg.test_dataloader.batch_size == 3
     assert cfg.val_dataloader.dataset.split == 'test'
+
+
+def test_split_train_of_the_test_tool_refuses_a_concatenated_training_set(monkeypatch):
+    tool = load_test_tool()
+    monkeypatch.setattr(sys, 'argv', ['test.py', DEMO, 'ckpt.pth', '--split', 'train'])
+    cfg = Config.fromfile(str(REPO / DEMO))
+    inner = cfg.train_dataloader.dataset.to_dict()
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[inner, inner])
+    with pytest.raises(SystemExit, match=r"--split train cannot find the pipeline of the training dataset "
+                                         r"'ConcatDataset' to replace it by the test pipeline"):
+        tool.merge_args(cfg, tool.parse_args())
 
 
 @pytest.mark.slow

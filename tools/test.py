@@ -35,9 +35,6 @@ def parse_args() -> argparse.Namespace:
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_runner_arguments(cfg, args)
     cfg.load_from = args.checkpoint
-    if args.split == 'train':
-        # A copy of the loader: configs often share one dict between the val and test loaders.
-        cfg.test_dataloader = dict(cfg.test_dataloader, dataset=training_set_config(cfg, user='--split train'))
     loader = cfg.test_dataloader
     loader.pin_memory = pin_memory_enabled(not args.no_pin_memory)
     loader.persistent_workers = loader.get('num_workers', 0) > 0 and loader.get('persistent_workers', True)
@@ -47,7 +44,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    # After --cfg-options, which may change the TTA settings.
+    # After --cfg-options, which may change the training set and the TTA settings.
+    if args.split == 'train':
+        try:
+            dataset = training_set_config(cfg, user='--split train')
+        except (KeyError, TypeError) as error:
+            sys.exit(f'error: {error.args[0]}')
+        # A copy of the loader: configs often share one dict between the val and test loaders.
+        cfg.test_dataloader = dict(cfg.test_dataloader, dataset=dataset)
     if args.tta:
         try:
             enable_tta(cfg)
