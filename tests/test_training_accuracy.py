@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dist import get_dist_info
+from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
@@ -55,6 +56,13 @@ def test_the_hook_is_off_unless_a_config_adds_it():
 def test_bad_hook_settings_fail_at_build(cfg, message):
     with pytest.raises(ValueError, match=message):
         HOOKS.build(dict(type='TrainingAccuracyHook', **cfg))
+
+
+def test_an_iteration_based_loop_is_refused():
+    hook = HOOKS.build(dict(type='TrainingAccuracyHook'))
+    runner = SimpleNamespace(train_loop=IterBasedTrainLoop.__new__(IterBasedTrainLoop))
+    with pytest.raises(TypeError, match=r'the training loop is IterBasedTrainLoop; use an epoch-based `train_cfg`'):
+        hook.before_train(runner)
 
 
 def test_evaluates_every_k_epochs_and_after_the_last():

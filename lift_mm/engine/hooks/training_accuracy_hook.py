@@ -23,6 +23,9 @@ class TrainingAccuracyHook(Hook):
     every ``interval``-th training epoch and after the last one. Under data parallelism each process predicts
     its share and the evaluator gathers the results, as in validation.
 
+    An evaluator that writes files (``LongTailAccuracy(dump_file=...)``, ``DumpResults``) writes them for the
+    training set too, at every evaluation.
+
     The hook is off unless the config adds it: ``custom_hooks = [..., dict(type='TrainingAccuracyHook',
     interval=5)]``. It needs an epoch-based training loop.
 
@@ -33,8 +36,6 @@ class TrainingAccuracyHook(Hook):
         seed (int, optional): Seed of that draw; None uses the runner's seed. Defaults to None.
         prefix (str): Prepended to the evaluator's metric names. Defaults to ``'train'``.
     """
-
-    priority = 'LOW'
 
     def __init__(self,
                  interval: int = 1,
