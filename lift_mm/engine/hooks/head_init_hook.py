@@ -1,8 +1,6 @@
-import copy
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
@@ -13,7 +11,7 @@ from torch.utils.data import Subset
 
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
 from ..feature_extraction import extract_features
-from .utils import inner_datasets, unwrap_model
+from .utils import per_class_indices, train_images_cfg, unwrap_model
 
 METHODS = ('class_mean', 'linear_probe')
 LINEAR_PROBE_KEYS = ('C', 'max_iter', 'tol')
@@ -118,24 +116,6 @@ class HeadInitHook(Hook):
         runner.logger.info(f'HeadInitHook: head initialised by {self.method} on {num_images} training images '
                            f'({shots} per class).')
 
-    def _dataset_cfg(self, cfg) -> dict:
-        # The images, once each: dataset wrappers (RepeatDataset, ClassBalancedDataset, ...) are left out.
-        inner = inner_datasets(cfg.train_dataloader.dataset)
-        dataset = copy.deepcopy(inner[0][1] if len(inner) == 1 else cfg.train_dataloader.dataset)
-        if len(inner) != 1 or 'pipeline' not in dataset:
-            raise TypeError(f'HeadInitHook cannot find the pipeline of the training dataset {dataset.get("type")!r} '
-                            'to replace it by the test pipeline.')
-        dataset['pipeline'] = copy.deepcopy(self.pipeline or cfg.test_dataloader.dataset.pipeline)
-        return dataset
-
-    def _indices(self, dataset, seed: int) -> List[int]:
-        if self.shots is None:
-            return list(range(len(dataset)))
-        labels = np.asarray(dataset.get_gt_labels()).reshape(-1)
-        generator = np.random.default_rng(seed)
-        chosen = [generator.permutation(np.flatnonzero(labels == label))[:self.shots] for label in np.unique(labels)]
-        return sorted(np.concatenate(chosen).tolist())
-
     @staticmethod
     def _frozen_backbone(cfg, model: nn.Module) -> nn.Module:
         backbone_cfg = cfg.get('model', {}).get('backbone')
@@ -161,8 +141,9 @@ class HeadInitHook(Hook):
 
     def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
         cfg = runner.cfg
-        dataset = DATASETS.build(self._dataset_cfg(cfg))
-        indices = self._indices(dataset, runner.seed if self.seed is None else self.seed)
+        dataset = DATASETS.build(train_images_cfg(cfg, 'HeadInitHook', self.pipeline))
+        seed = runner.seed if self.seed is None else self.seed
+        indices = per_class_indices(dataset.get_gt_labels(), self.shots, seed)
         runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
         extracted = self._extract(cfg, model, Subset(dataset, indices))
         device = model.head.weight.device
