@@ -50,6 +50,14 @@ def test_model_names_must_be_distinct_and_one_per_model():
         feature_analysis.model_labels(['a.pth', None], ['lift'])
 
 
+def test_class_means_need_every_class():
+    features = torch.arange(8.).reshape(4, 2)
+    means = feature_analysis.class_means(features, torch.tensor([0, 1, 0, 1]), 2, 'test')
+    np.testing.assert_allclose(means, [[2., 3.], [4., 5.]])
+    with pytest.raises(ValueError, match=r'the training set has no images of classes \[1\] \(1 in all\)'):
+        feature_analysis.class_means(features, torch.tensor([0, 0, 2, 2]), 3, 'training')
+
+
 @pytest.fixture(scope='module')
 def analysed(tmp_path_factory):
     root = tmp_path_factory.mktemp('feature_analysis')
