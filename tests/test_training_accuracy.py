@@ -15,32 +15,44 @@ from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
-from lift_mm.engine import sample_per_class, training_set_config
+from lift_mm.engine.hooks.utils import per_class_indices, train_images_cfg
 from demo_runs import REPO, demo_runner, free_port, last_metrics, one_thread, run_test_tool
 
 DEMO = 'configs/lift/lift_demo.py'
 
 
-def test_sample_per_class_keeps_at_most_n_of_each_class_the_same_way_each_time():
+def test_per_class_indices_keep_at_most_n_of_each_class_the_same_way_each_time():
     labels = np.repeat([0, 1, 2, 3], [7, 1, 3, 2])
-    chosen = sample_per_class(labels, 3, seed=5)
+    chosen = per_class_indices(labels, 3, seed=5)
     assert chosen == sorted(set(chosen))
     assert np.bincount(labels[chosen], minlength=4).tolist() == [3, 1, 3, 2]
-    assert sample_per_class(labels, 3, seed=5) == chosen
-    draws = {tuple(sample_per_class(labels, 3, seed=seed)) for seed in range(10)}
+    assert per_class_indices(labels, 3, seed=5) == chosen
+    draws = {tuple(per_class_indices(labels, 3, seed=seed)) for seed in range(10)}
     assert len(draws) > 1, 'the seed must choose which images of a large class are kept'
-    assert sample_per_class(labels, None, seed=5) == list(range(len(labels)))
+    assert per_class_indices(labels, None, seed=5) == list(range(len(labels)))
 
 
-def test_training_set_config_unwraps_and_takes_the_test_pipeline():
+def test_train_images_cfg_unwraps_and_takes_the_test_pipeline():
     cfg = Config.fromfile(str(REPO / DEMO))
     inner = cfg.train_dataloader.dataset.to_dict()
     cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=3, dataset=inner)
-    dataset = training_set_config(cfg)
+    dataset = train_images_cfg(cfg, 'tool')
     assert dataset == dict(inner, pipeline=list(cfg.test_dataloader.dataset.pipeline))
     cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[inner, inner])
     with pytest.raises(TypeError, match=r"tool cannot find the pipeline of the training dataset 'ConcatDataset'"):
-        training_set_config(cfg, user='tool')
+        train_images_cfg(cfg, 'tool')
+
+
+def test_the_hook_draws_at_most_n_images_per_class_the_same_on_every_build(tmp_path):
+    runner = demo_runner(DEMO, tmp_path / 'work', tmp_path / 'data')
+    draws = []
+    for seed in (None, None, 1):
+        hook = HOOKS.build(dict(type='TrainingAccuracyHook', max_per_class=4, seed=seed))
+        hook.before_train(runner)
+        draws.append(hook._loader.dataset.indices)
+    labels = np.asarray(runner.train_dataloader.dataset.get_gt_labels())
+    assert np.bincount(labels[draws[0]]).tolist() == np.minimum(np.bincount(labels), 4).tolist()
+    assert draws[0] == draws[1] != draws[2]
 
 
 def test_the_hook_is_off_unless_a_config_adds_it():

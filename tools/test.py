@@ -11,7 +11,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 import lift_mm  # noqa: E402,F401  (registers components and the checkpoint allow-list)
 from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, enable_tta, pin_memory_enabled,  # noqa: E402
-                            setup_distributed_without_cuda, training_set_config)
+                            setup_distributed_without_cuda)
+from lift_mm.engine.hooks.utils import train_images_cfg  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,8 +48,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # After --cfg-options, which may change the training set and the TTA settings.
     if args.split == 'train':
         try:
-            dataset = training_set_config(cfg, user='--split train')
-        except (KeyError, TypeError) as error:
+            dataset = train_images_cfg(cfg, '--split train')
+        except TypeError as error:
             sys.exit(f'error: {error.args[0]}')
         # A copy of the loader: configs often share one dict between the val and test loaders.
         cfg.test_dataloader = dict(cfg.test_dataloader, dataset=dataset)

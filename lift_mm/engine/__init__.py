@@ -7,7 +7,6 @@ from .feature_extraction import extract_features, feature_cache_key
 from .hooks import FeatureCacheHook
 from .runner_setup import (add_runner_arguments, apply_runner_arguments, pin_memory_enabled,
                            setup_distributed_without_cuda)
-from .training_set import sample_per_class, training_set_config
 from .tta_setup import enable_tta, tta_settings
 from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
@@ -16,5 +15,5 @@ __all__ = [
     'WorkDirInUseError', 'WorkDirLock', 'add_runner_arguments', 'apply_runner_arguments', 'check_checkpoint_file',
     'checkpoint_problem', 'enable_tta', 'extract_features', 'feature_cache_key', 'find_resumable_checkpoint', 'hooks',
     'load_checkpoint_strictly', 'mixed_precision_optim_wrapper', 'pin_memory_enabled', 'resolve_auto_resume',
-    'sample_per_class', 'setup_distributed_without_cuda', 'training_set_config', 'tta_settings'
+    'setup_distributed_without_cuda', 'tta_settings'
 ]

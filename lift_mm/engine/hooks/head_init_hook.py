@@ -11,8 +11,7 @@ from torch.utils.data import Subset
 
 from ...models.heads import ClassWeightHead, fit_balanced_logistic_regression
 from ..feature_extraction import extract_features
-from ..training_set import sample_per_class, training_set_config
-from .utils import unwrap_model
+from .utils import per_class_indices, train_images_cfg, unwrap_model
 
 METHODS = ('class_mean', 'linear_probe')
 LINEAR_PROBE_KEYS = ('C', 'max_iter', 'tol')
@@ -142,9 +141,9 @@ class HeadInitHook(Hook):
 
     def _class_weights(self, runner, model: nn.Module) -> Tuple[torch.Tensor, int]:
         cfg = runner.cfg
-        dataset = DATASETS.build(training_set_config(cfg, self.pipeline, user='HeadInitHook'))
+        dataset = DATASETS.build(train_images_cfg(cfg, 'HeadInitHook', self.pipeline))
         seed = runner.seed if self.seed is None else self.seed
-        indices = sample_per_class(dataset.get_gt_labels(), self.shots, seed)
+        indices = per_class_indices(dataset.get_gt_labels(), self.shots, seed)
         runner.logger.info(f'HeadInitHook: extracting features of {len(indices)} training images for {self.method}.')
         extracted = self._extract(cfg, model, Subset(dataset, indices))
         device = model.head.weight.device

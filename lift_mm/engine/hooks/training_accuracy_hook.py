@@ -7,7 +7,7 @@ from mmengine.runner import EpochBasedTrainLoop, autocast
 from mmpretrain.registry import DATASETS, HOOKS
 from torch.utils.data import Subset
 
-from ..training_set import sample_per_class, training_set_config
+from .utils import per_class_indices, train_images_cfg
 
 
 @HOOKS.register_module()
@@ -63,11 +63,11 @@ class TrainingAccuracyHook(Hook):
         if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
             raise KeyError('TrainingAccuracyHook evaluates with the test data loader and test evaluator, but '
                            f'{cfg.filename or "the config"} lacks `test_dataloader` or `test_evaluator`.')
-        dataset = DATASETS.build(training_set_config(cfg, user='TrainingAccuracyHook'))
+        dataset = DATASETS.build(train_images_cfg(cfg, 'TrainingAccuracyHook'))
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
         seed = runner.seed if self.seed is None else self.seed
-        indices = sample_per_class(dataset.get_gt_labels(), self.max_per_class, seed)
+        indices = per_class_indices(dataset.get_gt_labels(), self.max_per_class, seed)
         loader_cfg = copy.deepcopy(cfg.test_dataloader)
         loader_cfg['dataset'] = dataset if self.max_per_class is None else Subset(dataset, indices)
         # Seeded as the test loop seeds its loader, so that tools/test.py --split train sees the same data.
