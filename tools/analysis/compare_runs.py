@@ -83,6 +83,8 @@ def read_run(work_dir: Path) -> Dict[str, object]:
     Raises:
         ValueError: If something is missing; the message names the work dir or file and how to get it.
     """
+    if not work_dir.is_dir():
+        raise ValueError(f'{work_dir}: not a folder; give the --work-dir of a trained and tested run.')
     launches = sorted(path for path in work_dir.glob('*') if path.is_dir() and TIMESTAMP.match(path.name))
     if not launches:
         raise ValueError(f'{work_dir}: no run folder (<timestamp>/) in it; is it the --work-dir of a training run?')
