@@ -104,6 +104,12 @@ def test_compare_runs_names_what_a_work_dir_lacks(runs, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"untrained: no parameter counts .*ParameterCountHook"):
         compare_runs.read_run(untrained)
     assert compare_runs.main([str(untested), str(trained), '--out', str(tmp_path / 'out')]) == 2
+    # A cut training scalars file: the line is named.
+    scalars = next(untested.glob('*/vis_data/scalars.json'))
+    lines = scalars.read_text().splitlines()
+    scalars.write_text('\n'.join(lines + ['{"lr": 0.01, "epo']) + '\n')
+    with pytest.raises(ValueError, match=rf'scalars\.json:{len(lines) + 1}: not a JSON line'):
+        compare_runs.read_run(untested)
     assert 'untested: no test results' in capsys.readouterr().err
 
 

@@ -97,9 +97,12 @@ def read_run(work_dir: Path) -> Dict[str, object]:
         if scalars.is_file():
             for number, line in enumerate(scalars.read_text(encoding='utf-8').splitlines(), start=1):
                 try:
-                    epochs = max(epochs, json.loads(line).get('epoch', 0))
+                    record = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise ValueError(f'{scalars}:{number}: not a JSON line ({err}).') from None
+                if not isinstance(record, dict):
+                    raise ValueError(f'{scalars}:{number}: expected a JSON object of scalars, got {line[:80]!r}.')
+                epochs = max(epochs, record.get('epoch', 0))
         if (launch / f'{launch.name}.json').is_file():
             metrics_file = launch / f'{launch.name}.json'
     if counts is None or not {'trainable', 'total'} <= counts.keys():
