@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dist import get_dist_info
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 import lift_mm  # noqa: F401
@@ -63,6 +63,7 @@ def test_the_hook_is_off_unless_a_config_adds_it():
 
 @pytest.mark.parametrize('cfg, message', [
     (dict(interval=0), r'`interval`=0 must be an integer >= 1\.'),
+    (dict(interval=None), r'`interval`=None must be an integer >= 1\.'),
     (dict(max_per_class=0), r'`max_per_class`=0 must be an integer >= 1 \(or None\)\.'),
 ])
 def test_bad_hook_settings_fail_at_build(cfg, message):
@@ -74,6 +75,14 @@ def test_an_iteration_based_loop_is_refused():
     hook = HOOKS.build(dict(type='TrainingAccuracyHook'))
     runner = SimpleNamespace(train_loop=IterBasedTrainLoop.__new__(IterBasedTrainLoop))
     with pytest.raises(TypeError, match=r'the training loop is IterBasedTrainLoop; use an epoch-based `train_cfg`'):
+        hook.before_train(runner)
+
+
+def test_a_config_without_a_test_evaluator_is_refused():
+    hook = HOOKS.build(dict(type='TrainingAccuracyHook'))
+    runner = SimpleNamespace(train_loop=EpochBasedTrainLoop.__new__(EpochBasedTrainLoop),
+                             cfg=Config(dict(test_dataloader=dict(batch_size=2))))
+    with pytest.raises(KeyError, match=r'the config lacks `test_dataloader` or `test_evaluator`'):
         hook.before_train(runner)
 
 

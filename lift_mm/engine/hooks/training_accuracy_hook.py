@@ -42,10 +42,10 @@ class TrainingAccuracyHook(Hook):
                  max_per_class: Optional[int] = None,
                  seed: Optional[int] = None,
                  prefix: str = 'train') -> None:
-        for key, value in (('interval', interval), ('max_per_class', max_per_class)):
-            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        for key, value, optional in (('interval', interval, False), ('max_per_class', max_per_class, True)):
+            if not (optional and value is None) and not (type(value) is int and value >= 1):
                 raise ValueError(f'TrainingAccuracyHook: `{key}`={value!r} must be an integer >= 1'
-                                 f'{" (or None)" if key == "max_per_class" else ""}.')
+                                 f'{" (or None)" if optional else ""}.')
         self.interval = interval
         self.max_per_class = max_per_class
         self.seed = seed
