@@ -37,15 +37,20 @@ class MinimalistRandomCrop(RandomResizedCrop):
     is exactly what LIFT+'s torchvision ``resized_crop`` does on its PIL images (for an RGB or BGR array alike:
     channels are resized independently). The ``'cv2'`` backend does not antialias.
 
+    Crops are drawn with numpy's global generator, as mmpretrain's ``RandomResizedCrop`` (seeded per worker by
+    MMEngine); LIFT+ draws from torch's: same distribution, different sequence.
+
     **Training progress.** ``t`` is held in a small shared-memory tensor created here, before data-loader workers
     start, so a value written in the main process reaches every worker, including persistent ones (mmpretrain's
     ``persistent_workers=True``): forked workers share the memory, and spawned workers receive the tensor through
-    torch's multiprocessing pickler, which passes shared memory by handle. (A plain ``pickle`` or ``deepcopy``
-    makes an independent copy, in shared memory of its own.) :class:`AugmentationScheduleHook` writes ``t`` during training: with
-    ``custom_hooks = [dict(type='AugmentationScheduleHook')]``, ``t = epoch / (max_epochs - 1)`` as in LIFT+.
-    Until something sets it, a schedule that depends on ``t`` crops at ``t = 0`` and logs a warning once (a
-    training run without the hook would otherwise keep the first epoch's crops silently); pass ``progress`` to
-    fix ``t`` outside training (e.g. to look at the crops of the last epoch).
+    torch's multiprocessing pickler, which passes shared memory by handle. A plain ``pickle`` or ``deepcopy``
+    makes an independent copy, in shared memory of its own. :class:`AugmentationScheduleHook`
+    (``custom_hooks = [dict(type='AugmentationScheduleHook')]``) writes ``t`` during training:
+    ``t = epoch / (max_epochs - 1)`` as in LIFT+, or the fraction of iterations done in iteration-based loops.
+    Until something sets it, a schedule that depends on ``t`` crops at ``t = 0`` and logs a warning once: a
+    training run without the hook would otherwise keep the first epoch's crops silently. (Refusing instead is not
+    possible: an iteration-based loop's workers prefetch their first batches before any hook runs.) Pass
+    ``progress`` to fix ``t`` outside training, e.g. to look at the crops of the last epoch.
 
     **Required Keys:** img. **Modified Keys:** img, img_shape.
 

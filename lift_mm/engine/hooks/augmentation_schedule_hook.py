@@ -37,7 +37,9 @@ class AugmentationScheduleHook(Hook):
     workers read, persistent or not:
 
     * epoch-based loops (LIFT+): ``t = epoch / (max_epochs - 1)``, 0 when training has one epoch, written before
-      each epoch, before the workers are asked for its first batch, so all crops of an epoch share its ``t``;
+      each epoch, before the workers are asked for its first batch, so all crops of an epoch share its ``t``
+      (LIFT+'s 5 epochs: 0, 1/4, 1/2, 3/4, 1). An epoch is the runner's, one pass of the training data loader: the
+      ``times`` passes of a ``RepeatDataset`` are one step of the schedule;
     * other loops (``IterBasedTrainLoop``): one "epoch" of the schedule is one iteration,
       ``t = iter / (max_iters - 1)``, the next iteration's written after each iteration. An iteration-based loop
       fetches a batch before it runs the iteration's hooks, so without workers each batch gets exactly its
