@@ -35,13 +35,14 @@ RUNS = itertools.count()
 def expected_min_scale(schedule, t, low=0.08):
     """LIFT+'s minimum crop area, with each schedule written as the arc it draws."""
     arc = {'min': 0., 'max': 1., 'linear': t,
-           'convex': 1 - math.cos(math.asin(t)),  # lower-right quarter of the unit circle through (0, 0), (1, 1)
-           'concave': math.sin(math.acos(1 - t))}[schedule]  # upper-left quarter
+           'convex': 1 - math.cos(math.asin(t)),  # quarter of the unit circle around (0, 1) from (0, 0) to (1, 1)
+           'concave': math.sin(math.acos(1 - t))}[schedule]  # quarter of the unit circle around (1, 0)
     return low + arc * (1 - low)
 
 
-def smallest_side(t, schedule='linear', area=SIDE * SIDE, largest=1.):
-    return round(math.sqrt(area * min(expected_min_scale(schedule, t), largest)))
+def smallest_side(t):
+    """The smallest crop side on the generated images with the linear schedule at progress ``t``."""
+    return round(math.sqrt(SIDE * SIDE * expected_min_scale('linear', t)))
 
 
 @pytest.mark.parametrize('schedule', ['min', 'max', 'linear', 'convex', 'concave'])
