@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 from mmpretrain.registry import MODELS
+from test_light_modules import (TOKENS, WIDTH, bottleneck, build, check, first_block, low_rank, reference_block,
+                                scale_shift)
 
 import lift_mm  # noqa: F401
 from lift_mm.models.peft.base import BlockContext
 from lift_mm.models.peft.sparse_tuning import lift_plus_block_masks
-from test_light_modules import (TOKENS, WIDTH, bottleneck, build, check, first_block, low_rank, reference_block,
-                                scale_shift)
 from tiny_clip import tiny_clip_arch
 
 SITES = ('qkv', 'attn_out', 'mlp_in', 'mlp_out')
@@ -163,7 +163,8 @@ RATIO_TERMS = {'all': (12, 9), 'attn': (4, 4), 'mlp': (8, 5)}
 def host_linears(host):
     return dict(qkv=(host.attn.in_proj_weight, host.attn.in_proj_bias),
                 attn_out=(host.attn.out_proj.weight, host.attn.out_proj.bias),
-                mlp_in=(host.mlp.c_fc.weight, host.mlp.c_fc.bias), mlp_out=(host.mlp.c_proj.weight, host.mlp.c_proj.bias))
+                mlp_in=(host.mlp.c_fc.weight, host.mlp.c_fc.bias),
+                mlp_out=(host.mlp.c_proj.weight, host.mlp.c_proj.bias))
 
 
 def seeded_mask(tensor, ratio, seed):

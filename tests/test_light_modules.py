@@ -266,8 +266,8 @@ def test_zero_initialised_modules_start_as_the_frozen_model(clip_file, kind):
 def test_a_key_the_kind_does_not_take_is_named_with_the_keys_it_takes(clip_file):
     # What --cfg-options model.backbone.light_modules.0.type=VPTDeep leaves of LIFT's AdaptFormer entry.
     with pytest.raises(TypeError, match=r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes "
-                       r"\['type', 'blocks', 'length', 'init'\]\. An entry whose `type` was changed .* give the whole list "
-                       r'instead, as in --cfg-options model\.backbone\.light_modules=\[VPTDeep\]'):
+                       r"\['type', 'blocks', 'length', 'init'\]\. An entry whose `type` was changed .* give the whole "
+                       r'list instead, as in --cfg-options model\.backbone\.light_modules=\[VPTDeep\]'):
         build(clip_file, [dict(type='VPTDeep', bottleneck='auto')])
     with pytest.raises(TypeError, match=r"SparseTuning in `light_modules` does not take \['rank', 'bottleneck'\]; "
                        r"it takes \['type', 'blocks', 'ratio', 'seed', 'linears', 'masks'\]"):

@@ -9,7 +9,6 @@ from torch.nn import functional as F
 
 from .base import BlockContext, LightModule, resolve_bottleneck
 
-
 # Initialisations of the down projection, both with negative slope sqrt(5): LIFT's Kaiming-normal and LIFT+'s
 # Kaiming-uniform (the latter is also what nn.Linear starts from).
 DOWN_INITS = {'kaiming_normal': nn.init.kaiming_normal_, 'kaiming_uniform': nn.init.kaiming_uniform_}
