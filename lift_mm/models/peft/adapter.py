@@ -32,7 +32,7 @@ class AdapterMLP(nn.Module):
         self.ln = nn.LayerNorm(width)
         self.down_proj = nn.Linear(width, hidden)
         self.up_proj = nn.Linear(hidden, width)
-        # Zero biases and a zero up projection: the module starts as the identity of the host.
+        # Zero biases and a zero up projection: the module adds nothing at the start.
         DOWN_INITS[down_init](self.down_proj.weight, a=math.sqrt(5))
         nn.init.zeros_(self.down_proj.bias)
         nn.init.zeros_(self.up_proj.weight)
