@@ -398,7 +398,8 @@ def inject_light_modules(blocks: nn.ModuleList,
         num_classes (int, optional): Number of classes, for ``'auto'`` sizes. Defaults to None.
 
     Raises:
-        ValueError: If a config trains nothing in its blocks (``BatchNormTuning`` in a transformer).
+        ValueError: If a config neither acts at a site nor trains host weights in its blocks
+            (``BatchNormTuning`` in a transformer).
     """
     num_layers = len(blocks)
     wrapped = [block_type(block) for block in blocks]
@@ -409,7 +410,8 @@ def inject_light_modules(blocks: nn.ModuleList,
         if module_type.first_block_only:
             indices = indices[:1]
         shared = {}
-        trains = False
+        # A kind acts through its sites or trains host weights; one that does neither here is a config mistake.
+        acts = False
         for index in indices:
             default_args = dict(context=wrapped[index].context(num_layers, index, num_tokens, patch_size,
                                                                num_classes))
@@ -417,9 +419,9 @@ def inject_light_modules(blocks: nn.ModuleList,
                 default_args['shared'] = shared
             module = MODELS.build(cfg, default_args=default_args)
             wrapped[index].add_light_module(module_type.__name__, module)
-            trains = trains or any(True for _ in module.parameters()) or any(
+            acts = acts or bool(module.sites()) or any(
                 True for _ in module.host_parameters(wrapped[index].light_module_host()))
-        if not trains:
+        if not acts:
             raise ValueError(f'{module_type.__name__} in `light_modules` finds nothing to train in the blocks '
                              f'{list(indices)} ({block_type.__name__}): the layers it tunes are not in them. '
                              'Remove it, or choose a kind for this encoder.')
