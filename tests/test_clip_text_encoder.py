@@ -163,6 +163,18 @@ def test_state_dict_holds_only_what_trained(clip):
         torch.testing.assert_close(restored.encode_classes(NAMES), encoder.encode_classes(NAMES))
 
 
+@pytest.mark.parametrize('kind', [
+    'AdaptFormer', 'Adapter', 'BitFit', 'FullFineTuning', 'LayerNormTuning', 'LoRA', 'LoRAMLP', 'PromptTuningDeep',
+    'PromptTuningShallow', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'SparseTuning'])
+def test_every_text_kind_trains_all_its_weights_in_each_step(clip, kind):
+    # DDP needs a gradient for every trainable parameter in every step.
+    encoder = CLIPTextEncoder(clip, light_modules=[kind], num_classes=100)
+    assert encoder.trainable
+    (encoder.encode_classes(NAMES) * torch.randn(len(NAMES), 32)).sum().backward()
+    grads = [param.grad for param in encoder.parameters() if param.requires_grad]
+    assert all(grad is not None for grad in grads) and any(grad.abs().sum() > 0 for grad in grads)
+
+
 @pytest.mark.parametrize('light_modules, message', [
     (['VPTDeep'], r"VPTDeep sizes its prompts from the patch size of an image encoder .* use 'PromptTuningDeep'"),
     (['BatchNormTuning'], r'BatchNormTuning in `light_modules` finds nothing to train in the blocks \[0, 1\]'),
