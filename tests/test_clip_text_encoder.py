@@ -70,6 +70,18 @@ def test_plain_features_equal_open_clip_encode_text(clip):
     assert list(encoder.state_dict()) == ['foundation_fingerprint']
 
 
+def test_an_unmasked_text_tower_keeps_every_token():
+    arch = tiny_clip_arch()
+    arch['text_cfg'].update(no_causal_mask=True, layers=1)
+    unmasked = SharedCLIP(arch, None)
+    encoder = CLIPTextEncoder(unmasked)
+    assert not encoder.causal
+    tokens = encoder.tokenizer([f'a photo of a {name.replace("_", " ")}.' for name in NAMES])
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.encode_classes(NAMES), unmasked.model.encode_text(tokens), rtol=1e-5,
+                                   atol=1e-5)
+
+
 @pytest.mark.parametrize('position, coop_template', [
     ('end', 'X X X X {}.'), ('front', '{} X X X X.'), ('middle', 'X X {} X X.')])
 def test_context_vectors_as_coop_places_them(clip, position, coop_template):
@@ -200,3 +212,12 @@ def test_a_prompt_longer_than_the_context_is_refused(clip):
     with pytest.raises(ValueError, match=r"class 'a b c d e f g' needs 18 tokens with 8 context vectors, more than "
                                          r'the context length 16'):
         encoder.encode_classes(['a b c d e f g'])
+
+
+@pytest.mark.parametrize('classnames, template, message', [
+    ([], 'a photo of a {}.', r'`classnames` is empty'),
+    (['cat'], 'a photo', r"`template`='a photo' must be a string with one \{\} for the class name"),
+])
+def test_bad_classes_or_template_are_named(clip, classnames, template, message):
+    with pytest.raises(ValueError, match=message):
+        CLIPTextEncoder(clip).encode_classes(classnames, template)

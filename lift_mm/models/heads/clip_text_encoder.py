@@ -118,7 +118,8 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
         self.tokenizer = build_tokenizer(clip.arch)
         self.chunk_size = chunk_size
         self.build_light_weight('text', light_modules, num_classes, compact_state_dict, check_fingerprint)
-        self.ctx, self.position = None, 'end'
+        self.ctx: Optional[nn.Parameter] = None
+        self.context_position: Optional[str] = None
         if context is not None:
             self._build_context(dict(context))
         # The token ids of the last classes encoded, so that each training step does not tokenize them again.
@@ -154,7 +155,7 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
                                  f"`context.n_ctx`={context['n_ctx']}: leave `n_ctx` unset with a phrase.")
             with torch.no_grad():
                 vectors = self.text.token_embedding(ids.to(self.text.token_embedding.weight.device)).float()
-        self.position = position
+        self.context_position = position
         self.ctx = nn.Parameter(vectors.to(self.text.positional_embedding))
 
     def _encode(self, text: str) -> List[int]:
@@ -180,7 +181,7 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
     def _context_tokens(self, names: Sequence[str], suffix: str) -> Tuple[torch.Tensor, torch.Tensor]:
         """Token ids of the prompts with the context's places held by padding, and those places."""
         n_ctx = self.ctx.shape[0]
-        before = {'end': n_ctx, 'front': 0, 'middle': n_ctx // 2}[self.position]
+        before = {'end': n_ctx, 'front': 0, 'middle': n_ctx // 2}[self.context_position]
         length = self.text.positional_embedding.shape[0]
         suffix_ids = self._encode(suffix)
         sot, eot = self.tokenizer.sot_token_id, self.tokenizer.eot_token_id
@@ -261,6 +262,8 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
         Returns:
             torch.Tensor: Features of shape (num_classes, :attr:`output_dims`), not normalised.
         """
+        if not len(classnames):
+            raise ValueError('CLIPTextEncoder.encode_classes: `classnames` is empty; it needs a name per class.')
         ids, places = self._tokens(classnames, template)
         recompute = torch.is_grad_enabled() and self.trainable and len(ids) > self.chunk_size
         features = []
