@@ -190,8 +190,9 @@ def test_every_text_kind_trains_all_its_weights_in_each_step(clip, kind):
 @pytest.mark.parametrize('light_modules, message', [
     (['VPTDeep'], r"VPTDeep sizes its prompts from the patch size of an image encoder .* use 'PromptTuningDeep'"),
     (['BatchNormTuning'], r'BatchNormTuning in `light_modules` finds nothing to train in the blocks \[0, 1\]'),
+    ([dict(type='PromptTuningDeep', length=0)], r'PromptTuningDeep: `length`=0 must be a positive int'),
 ])
-def test_kinds_that_cannot_work_in_text_are_refused(clip, light_modules, message):
+def test_kinds_that_cannot_work_in_text_or_bad_prompts_are_refused(clip, light_modules, message):
     with pytest.raises(ValueError, match=message):
         CLIPTextEncoder(clip, light_modules=light_modules)
 
