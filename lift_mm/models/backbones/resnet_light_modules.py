@@ -12,9 +12,10 @@ class ResNetLightModules(LightModuleContainer):
     output feature (``SSFOutput``).
 
     Backbones list it before :class:`~lift_mm.models.utils.FrozenFoundationMixin`, whose
-    :meth:`add_light_modules` this implements. Subclasses say which module holds the encoder (:meth:`light_module_host`), the width of its output
-    (:meth:`output_dims`) and how their kind of ResNet is called in errors (``HOST_NAME``); their forward runs
-    the encoder and returns ``self.at_site('output', feature, feature)``.
+    :meth:`add_light_modules` this implements. Subclasses say which module holds the encoder
+    (:meth:`light_module_host`), the width of its output (:meth:`output_dims`) and how their kind of ResNet is
+    called in errors (``HOST_NAME``); their forward runs the encoder and returns
+    ``self.at_site('output', feature, feature)``.
     """
     SITES = OUTPUT_SITES
     SUPPORTED_KINDS: Tuple[type, ...] = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
