@@ -1,6 +1,7 @@
 """TimmVisionTransformer and TimmResNet on tiny random timm models saved to files: timm's own features without
 light modules, light modules against formulas, trained parameter sets, compact checkpoints, errors, and the head
 initialisation from image features."""
+import huggingface_hub
 import numpy as np
 import pytest
 import timm
@@ -31,6 +32,13 @@ def timm_model(cfg: dict, seed: int) -> torch.nn.Module:
             if name.endswith('gamma') or ('bn' in name and name.endswith('weight')):
                 param.uniform_(0.5, 1.5)
     return model
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    # Tiny models run many times faster on one thread than on cores other processes share.
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope='module')
@@ -177,6 +185,14 @@ def test_bad_vit_configs_are_refused(kwargs, error, message):
         MODELS.build({**cfg, **kwargs})
 
 
+def test_missing_hub_weights_offline_name_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"could not obtain timm's pretrained weights of 'vit_tiny_patch16_224' "
+                                           r'\(.*\)\. .*local checkpoint file.*HF_HUB_OFFLINE=1'):
+        MODELS.build(dict(type='TimmVisionTransformer', pretrained=True, light_modules=[], **VIT))
+
+
 def test_a_resnet_is_no_vision_transformer():
     with pytest.raises(ValueError, match="builds `model_name`='resnet50' as a ResNet, not a VisionTransformer"):
         MODELS.build(dict(type='TimmVisionTransformer', pretrained=False, light_modules=[], **RESNET))
@@ -215,8 +231,7 @@ def test_head_init_by_class_means_of_at_most_100_images_per_class(files):
                 param.normal_()
     hook = HOOKS.build(dict(type='HeadInitHook', method='class_mean', shots=100, seed=0))
     hook.before_run(runner)
-    with one_thread():
-        hook.before_train(runner)
+    hook.before_train(runner)
 
     lines = [line.split() for line in (root / 'data' / 'train.txt').read_text().splitlines()]
     labels = np.array([int(label) for _, label in lines])
@@ -225,7 +240,6 @@ def test_head_init_by_class_means_of_at_most_100_images_per_class(files):
     mean, std = runner.model.data_preprocessor.mean, runner.model.data_preprocessor.std
     images = torch.stack([torch.from_numpy(np.array(Image.open(root / 'data' / lines[i][0]).convert('RGB')))
                           for i in chosen]).permute(0, 3, 1, 2).float()
-    with one_thread():
-        features = timm_features(files, 'vit', (images - mean) / std)
+    features = timm_features(files, 'vit', (images - mean) / std)
     expected = F.normalize(torch.stack([features[labels[chosen] == k].mean(dim=0) for k in range(10)]), dim=-1)
     torch.testing.assert_close(runner.model.head.weight.detach(), expected, rtol=1e-4, atol=1e-5)
