@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.engine.hooks.utils import per_class_indices
+from lift_mm.models.peft import BatchNormTuning, SSFOutput
+from lift_mm.models.peft.base import registered_light_modules
 from demo_runs import demo_runner, one_thread
 
 # A two-block ViT of timm's layout with LayerScale (random gammas below), 32 px images in 8 px patches.
@@ -89,6 +91,16 @@ def test_adaptformer_in_a_timm_block_adds_its_scaled_bottleneck_to_the_mlp_branc
         bottleneck = mlp.up_proj(F.relu(mlp.down_proj(F.layer_norm(after_attn, (32, ), mlp.ln.weight, mlp.ln.bias))))
         expected = after_attn + host.ls2(host.mlp(host.norm2(after_attn))) + adapter.scale * bottleneck
         torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-5)
+
+
+# Every kind but those of ResNets (a ViT has neither BatchNorms nor an output site).
+@pytest.mark.parametrize('kind', [kind for kind in registered_light_modules()
+                                  if not issubclass(MODELS.get(kind), (SSFOutput, BatchNormTuning))])
+def test_every_light_module_trains_in_a_timm_vit(files, kind):
+    backbone = build(files, 'vit', [kind], num_classes=16).train()
+    trainable = [name for name, param in backbone.named_parameters() if param.requires_grad]
+    backbone(torch.randn(2, 3, 32, 32))[0].square().sum().backward()
+    assert trainable and all(param.grad is not None for param in backbone.parameters() if param.requires_grad)
 
 
 def test_ssf_on_a_timm_resnet_scales_and_shifts_the_pooled_feature(files):
