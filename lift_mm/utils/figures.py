@@ -1,11 +1,13 @@
 """Figures shared by the hooks and the analysis tools: training accuracy per group against epochs, and any
 matplotlib figure as the RGB image MMEngine's visualizer backends take."""
-from typing import Dict, Mapping
+from pathlib import Path
+from typing import Dict, Mapping, Union
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 # The panels of the training-accuracy figure (LIFT's Figure 5): LongTailAccuracy's metric name and its title.
 GROUP_PANELS = {
@@ -63,8 +65,26 @@ def figure_to_rgb(fig: Figure) -> np.ndarray:
         np.ndarray: uint8 RGB pixels, shape (height, width, 3).
     """
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    # Constrained layout measures the text of its first pass in a provisional place (titles can end up cut at
+    # the top); from the second pass on the places are right.
+    fig.draw_without_rendering()
     canvas.draw()
     return np.array(canvas.buffer_rgba())[..., :3]
+
+
+def save_figure(fig: Figure, path: Union[str, Path]) -> np.ndarray:
+    """Render the figure once and write it as a PNG file.
+
+    Args:
+        fig (matplotlib.figure.Figure): Any figure; its size and dpi give the pixels.
+        path (str | Path): The PNG file to write.
+
+    Returns:
+        np.ndarray: The same pixels (:func:`figure_to_rgb`), for ``visualizer.add_image``.
+    """
+    rgb = figure_to_rgb(fig)
+    Image.fromarray(rgb).save(path)
+    return rgb
 
 
 def group_curves(history: Mapping[int, Mapping[str, float]], prefix: str) -> Dict[str, Dict[int, float]]:

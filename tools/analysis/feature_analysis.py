@@ -30,6 +30,7 @@ The two figures also go to the visualizer backends of the config (``visualizer.v
 ``LocalVisBackend`` writes them to ``WORK_DIR/<timestamp>/vis_data/vis_image/``.
 """
 import argparse
+import copy
 import csv
 import os
 import os.path as osp
@@ -56,7 +57,7 @@ from lift_mm.datasets import GROUP_NAMES, long_tail_groups  # noqa: E402
 from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, extract_features,  # noqa: E402
                             load_checkpoint_strictly, setup_distributed_without_cuda)
 from lift_mm.engine.hooks.utils import per_class_indices, train_images_cfg, unwrap_model  # noqa: E402
-from lift_mm.utils.figures import figure_to_rgb  # noqa: E402
+from lift_mm.utils.figures import save_figure  # noqa: E402
 
 ZERO_SHOT = 'zero-shot'
 DPI = 150
@@ -223,9 +224,17 @@ def plot_intra_class(histograms: Dict[str, Dict[str, np.ndarray]], edges: np.nda
 
 def publish(fig: plt.Figure, name: str, out: str, runner: Runner) -> None:
     """Write the figure to ``out/name.png`` and send the same pixels to the runner's visualizer backends."""
-    fig.savefig(osp.join(out, f'{name}.png'))
-    runner.visualizer.add_image(name, figure_to_rgb(fig), step=0)
+    runner.visualizer.add_image(name, save_figure(fig, osp.join(out, f'{name}.png')), step=0)
     plt.close(fig)
+
+
+def build_model_like(runner: Runner, cfg: Config) -> torch.nn.Module:
+    """Another model built as the runner built its own: with the config's top-level ``data_preprocessor`` (the
+    CLIP normalisation) merged into the model's, on the same device."""
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return runner.build_model(model_cfg).to(next(unwrap_model(runner.model).parameters()).device)
 
 
 def extract(model, dataset, args, cfg) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -266,8 +275,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     features = {}
     for label, checkpoint in zip(labels, checkpoints):
-        model = unwrap_model(runner.model) if not features else runner.build_model(cfg.model).to(
-            next(unwrap_model(runner.model).parameters()).device)
+        model = unwrap_model(runner.model) if not features else build_model_like(runner, cfg)
         if checkpoint is not None:
             load_checkpoint_strictly(model, checkpoint)
         logger.info(f'feature_analysis: extracting the features of {label} '

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
 from compare_runs import launch_dirs, read_scalars, run_labels  # noqa: E402
 
-from lift_mm.utils.figures import GROUP_PANELS, group_curves, training_accuracy_figure  # noqa: E402
+from lift_mm.utils.figures import GROUP_PANELS, group_curves, save_figure, training_accuracy_figure  # noqa: E402
 
 COLUMNS = ('run', 'epoch', *GROUP_PANELS)
 
@@ -95,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    training_accuracy_figure(runs, dpi=args.dpi).savefig(out / 'training_accuracy.png')
+    save_figure(training_accuracy_figure(runs, dpi=args.dpi), out / 'training_accuracy.png')
     write_csv(runs, out / 'training_accuracy.csv')
     print(f'wrote {out}/training_accuracy.png, training_accuracy.csv')
     return 0
