@@ -48,7 +48,7 @@ def test_train_images_cfg_unwraps_and_takes_the_test_pipeline():
         train_images_cfg(cfg, 'tool')
 
 
-def test_the_hook_draws_at_most_n_images_per_class_the_same_on_every_build(tmp_path):
+def test_the_hook_draws_at_most_n_images_per_class_the_same_on_every_build(tmp_path, monkeypatch):
     runner = demo_runner(DEMO, tmp_path / 'work', tmp_path / 'data')
     draws = []
     for seed in (None, None, 1):
@@ -58,6 +58,21 @@ def test_the_hook_draws_at_most_n_images_per_class_the_same_on_every_build(tmp_p
     labels = np.asarray(runner.train_dataloader.dataset.get_gt_labels())
     assert np.bincount(labels[draws[0]]).tolist() == np.minimum(np.bincount(labels), 4).tolist()
     assert draws[0] == draws[1] != draws[2]
+
+    # With an evaluator that has no LongTailAccuracy the metrics are logged, no figure is drawn, and a warning
+    # says so.
+    warnings, images, scalars = [], [], []
+    monkeypatch.setattr(runner.logger, 'warning', warnings.append)
+    monkeypatch.setattr(runner.visualizer, 'add_image', lambda name, image, step: images.append(name))
+    monkeypatch.setattr(runner.visualizer, 'add_scalars', lambda metrics, step: scalars.append(metrics))
+    runner.cfg.test_evaluator = dict(type='Accuracy')
+    hook = HOOKS.build(dict(type='TrainingAccuracyHook', max_per_class=1))
+    hook.before_train(runner)
+    assert warnings == ['TrainingAccuracyHook: the test evaluator has no LongTailAccuracy, so no training-accuracy '
+                        'figure is sent to the visualizer; the metrics are logged.']
+    hook.evaluate = lambda runner: {'train_accuracy/top1': 50.0}
+    hook.after_train_epoch(runner)
+    assert scalars == [{'train_accuracy/top1': 50.0}] and images == []
 
 
 def test_the_hook_is_off_unless_a_config_adds_it():

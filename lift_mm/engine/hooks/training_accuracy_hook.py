@@ -9,7 +9,6 @@ from mmpretrain.registry import DATASETS, HOOKS
 from torch.utils.data import Subset
 
 from ...evaluation.metrics import LongTailAccuracy
-from ...utils.figures import figure_to_rgb, group_curves, training_accuracy_figure
 from .utils import per_class_indices, train_images_cfg
 
 
@@ -106,10 +105,16 @@ class TrainingAccuracyHook(Hook):
         runner.visualizer.add_scalars(metrics, step=epoch)
         self._history[epoch] = metrics
         if self._curve_prefix is not None and is_main_process():
-            figure = training_accuracy_figure({runner.experiment_name: group_curves(self._history, self._curve_prefix)})
-            runner.visualizer.add_image(f'{self.prefix}_accuracy', figure_to_rgb(figure), step=epoch)
+            self.draw(runner, epoch)
         runner.logger.info(f'Epoch(train accuracy) [{epoch}] ' +
                            '  '.join(f'{name}: {value:.4f}' for name, value in metrics.items()))
+
+    def draw(self, runner, epoch: int) -> None:
+        """Send the curves of the evaluations so far to the visualizer backends, as the image of ``epoch``."""
+        # Here rather than at the top: importing lift_mm does not load matplotlib.
+        from ...utils.figures import figure_to_rgb, group_curves, training_accuracy_figure
+        figure = training_accuracy_figure({runner.experiment_name: group_curves(self._history, self._curve_prefix)})
+        runner.visualizer.add_image(f'{self.prefix}_accuracy', figure_to_rgb(figure), step=epoch)
 
     @torch.no_grad()
     def evaluate(self, runner) -> Dict[str, float]:
