@@ -229,8 +229,11 @@ def publish(fig: plt.Figure, name: str, out: str, runner: Runner) -> None:
 
 
 def build_model_like(runner: Runner, cfg: Config) -> torch.nn.Module:
-    """Another model built as the runner built its own: with the config's top-level ``data_preprocessor`` (the
-    CLIP normalisation) merged into the model's, on the same device."""
+    """Another model, built as the runner built its own, on the same device.
+
+    The runner merges the config's top-level ``data_preprocessor`` (the CLIP normalisation) into the model's;
+    ``cfg.model`` alone would build a model that sees unnormalised images.
+    """
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
