@@ -296,6 +296,9 @@ def test_plot_training_accuracy_names_the_missing_metrics(tmp_path, capsys):
         plot_training_accuracy.read_training_accuracy(tmp_path / 'run', 'train_long_tail')
     assert plot_training_accuracy.main([str(tmp_path / 'run'), '--prefix', 'val', '--out', str(tmp_path)]) == 2
     assert "run: no ['val/top1', 'val/many'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        plot_training_accuracy.main([str(tmp_path / 'run'), '--dpi', '0', '--out', str(tmp_path)])
+    assert '--dpi must be at least 1, not 0.' in capsys.readouterr().err
 
 
 def predicted_group_accuracy(runner, checkpoint):

@@ -80,7 +80,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="the metric names' part before /top1, /many, ...: the hook's prefix, '_' and the "
                         "LongTailAccuracy's prefix (default: train_long_tail)")
     parser.add_argument('--dpi', type=int, default=150, help='pixels per inch of the PNG (default: 150)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dpi < 1:
+        parser.error(f'--dpi must be at least 1, not {args.dpi}.')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
