@@ -8,10 +8,13 @@ import torch
 from PIL import Image
 from test_analysis_tools import load_tool
 
+from lift_mm.engine import load_checkpoint_strictly
 from demo_runs import demo_runner, one_thread, run_tool
 
 CONFIG = 'configs/lift/lift_demo.py'
 SHOTS = 30
+HEAVY = 4.0
+MODELS = ('epoch_1', 'zero-shot', 'heavy')
 feature_analysis = load_tool('feature_analysis')
 
 
@@ -58,6 +61,15 @@ def test_class_means_need_every_class():
         feature_analysis.class_means(features, torch.tensor([0, 0, 2, 2]), 3, 'training')
 
 
+def test_heatmaps_share_one_colour_scale():
+    rng = np.random.default_rng(0)
+    matrices = {'a': rng.uniform(-0.5, 1, (4, 4)), 'b': rng.uniform(0.2, 1, (4, 4)), 'c': rng.uniform(0, 1, (4, 4))}
+    groups = {'many': np.array([0]), 'medium': np.array([1, 2]), 'few': np.array([3])}
+    fig = feature_analysis.plot_similarity(matrices, list('wxyz'), groups, np.arange(4))
+    limits = [ax.images[0].get_clim() for ax in fig.axes if ax.images]
+    assert limits == [(min(m.min() for m in matrices.values()), 1.0)] * 3
+
+
 @pytest.fixture(scope='module')
 def analysed(tmp_path_factory):
     root = tmp_path_factory.mktemp('feature_analysis')
@@ -66,11 +78,19 @@ def analysed(tmp_path_factory):
         'train_cfg.max_epochs': 1, 'param_scheduler.end': 1, 'param_scheduler.T_max': 1})
     with one_thread():
         runner.train()
+    # A third model: the trained one with its adapters' outputs scaled up, as heavier tuning would move them; and,
+    # for the test, the trained one with its adapters' outputs zeroed, which is the zero-shot model.
+    for name, factor in (('heavy', HEAVY), ('identity', 0.0)):
+        checkpoint = torch.load(root / 'train' / 'epoch_1.pth', weights_only=False)
+        for key, value in checkpoint['state_dict'].items():
+            if 'up_proj' in key:
+                value.mul_(factor)
+        torch.save(checkpoint, root / f'{name}.pth')
     out = root / 'out'
     log = run_tool([sys.executable, 'tools/analysis/feature_analysis.py', CONFIG, str(root / 'train' / 'epoch_1.pth'),
-                    '--out', str(out), '--compare', '--shots', str(SHOTS), '--bins', '8', '--save-features'],
-                   root / 'analysis', data_root)
-    return dict(runner=runner, out=out, log=log, features=dict(np.load(out / 'features.npz')))
+                    '--out', str(out), '--compare', 'zero-shot', str(root / 'heavy.pth'), '--shots', str(SHOTS),
+                    '--bins', '8', '--save-features'], root / 'analysis', data_root)
+    return dict(runner=runner, out=out, log=log, features=dict(np.load(out / 'features.npz')), root=root)
 
 
 @pytest.mark.slow
@@ -89,6 +109,16 @@ def test_features_are_what_the_head_sees(analysed):
     np.testing.assert_array_equal(np.bincount(features['epoch_1/train_labels']), np.minimum(counts, SHOTS))
     np.testing.assert_array_equal(features['zero-shot/train_labels'], features['epoch_1/train_labels'])
     assert not np.allclose(features['zero-shot/test_features'], features['epoch_1/test_features'], atol=1e-3)
+    # The zero-shot model is the foundation alone (LIFT's AdaptFormer starts as the identity), the third model the
+    # checkpoint given last; both see the images as the first does (the config's CLIP normalisation).
+    for name, checkpoint in (('zero-shot', 'identity.pth'), ('heavy', 'heavy.pth')):
+        load_checkpoint_strictly(model, str(analysed['root'] / checkpoint))
+        with torch.no_grad():
+            expected = model.extract_feat(model.data_preprocessor({'inputs': [s['inputs'] for s in batch],
+                                                                   'data_samples': [s['data_samples'] for s in batch]
+                                                                   })['inputs'])
+        np.testing.assert_allclose(features[f'{name}/test_features'][:16], expected[-1].numpy(), atol=1e-5)
+    assert not np.allclose(features['heavy/test_features'], features['epoch_1/test_features'], atol=1e-3)
     assert 'few-shot mean shift' in analysed['log']
 
 
@@ -99,9 +129,15 @@ def unit(x):
 @pytest.mark.slow
 def test_similarities_and_distributions_match_numpy(analysed):
     out, features = analysed['out'], analysed['features']
-    for name in ('inter_class_similarity.png', 'intra_class_distribution.png'):
-        with Image.open(out / name) as image:
-            assert image.width > 600 and image.height > 300
+    # One panel per model, side by side (4.2 inches each, a colour bar beside the heatmaps; 150 dpi).
+    for name, size in (('inter_class_similarity', (2010, 630)), ('intra_class_distribution', (1890, 510))):
+        with Image.open(out / f'{name}.png') as image:
+            assert image.size == size
+            written = np.asarray(image.convert('RGB'))
+        # The same picture went to the run's visualizer backend (the config's LocalVisBackend).
+        (sent, ) = (analysed['root'] / 'analysis').glob(f'*/vis_data/vis_image/{name}_0.png')
+        with Image.open(sent) as image:
+            np.testing.assert_array_equal(np.asarray(image.convert('RGB')), written)
     dataset = analysed['runner'].test_dataloader.dataset
     counts = np.asarray(dataset.metainfo['class_counts'])
     names = list(dataset.metainfo['classes'])
@@ -112,8 +148,11 @@ def test_similarities_and_distributions_match_numpy(analysed):
                     for row in read_csv(out / 'inter_class_similarity.csv')}
     distribution = {(row['model'], row['group']): row for row in read_csv(out / 'intra_class_distribution.csv')}
     histogram = read_csv(out / 'intra_class_histogram.csv')
+    # One row group per model, in the order given.
+    for table, rows_per_model in (('inter_class_similarity.csv', 4), ('intra_class_distribution.csv', 3)):
+        assert [row['model'] for row in read_csv(out / table)] == [m for m in MODELS for _ in range(rows_per_model)]
     few_values = {}
-    for model in ('epoch_1', 'zero-shot'):
+    for model in MODELS:
         test_f, test_l = features[f'{model}/test_features'], features[f'{model}/test_labels']
         train_f, train_l = features[f'{model}/train_features'], features[f'{model}/train_labels']
         means = unit(np.stack([test_f[test_l == k].mean(0) for k in range(10)]))
@@ -139,7 +178,7 @@ def test_similarities_and_distributions_match_numpy(analysed):
             assert float(row['wasserstein']) == pytest.approx(quantile_wasserstein(a, b), abs=1e-5)
         few_values[model] = {'train': train_sims[np.isin(train_l, groups['few'])],
                              'test': test_sims[np.isin(test_l, groups['few'])]}
-    # Both models' histograms share 8 bins over the range of all their few-shot values.
+    # The models' histograms share 8 bins over the range of all their few-shot values.
     pooled = np.concatenate([v for splits in few_values.values() for v in splits.values()])
     for model, splits in few_values.items():
         for split, values in splits.items():

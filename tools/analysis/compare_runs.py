@@ -70,6 +70,41 @@ def parameter_counts(log: Path) -> Optional[Dict[str, int]]:
     return counts
 
 
+def launch_dirs(work_dir: Path) -> List[Path]:
+    """The folders MMEngine made in ``work_dir``, one per launch (training, resumption or test), oldest first.
+
+    Raises:
+        ValueError: If ``work_dir`` is no folder or has no launch in it.
+    """
+    if not work_dir.is_dir():
+        raise ValueError(f'{work_dir}: not a folder; give the --work-dir of a run.')
+    launches = sorted(path for path in work_dir.glob('*') if path.is_dir() and TIMESTAMP.match(path.name))
+    if not launches:
+        raise ValueError(f'{work_dir}: no run folder (<timestamp>/) in it; is it the --work-dir of a training run?')
+    return launches
+
+
+def read_scalars(launch: Path) -> List[dict]:
+    """The records of a launch's ``vis_data/scalars.json`` (none if it has no such file), in file order.
+
+    Raises:
+        ValueError: If a line is not a JSON object; the message names the file and line.
+    """
+    scalars = launch / 'vis_data' / 'scalars.json'
+    if not scalars.is_file():
+        return []
+    records = []
+    for number, line in enumerate(scalars.read_text(encoding='utf-8').splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{scalars}:{number}: not a JSON line ({err}).') from None
+        if not isinstance(record, dict):
+            raise ValueError(f'{scalars}:{number}: expected a JSON object of scalars, got {line[:80]!r}.')
+        records.append(record)
+    return records
+
+
 def read_run(work_dir: Path) -> Dict[str, object]:
     """Parameter counts, epochs and latest test metrics of one finished run.
 
@@ -83,26 +118,12 @@ def read_run(work_dir: Path) -> Dict[str, object]:
     Raises:
         ValueError: If something is missing; the message names the work dir or file and how to get it.
     """
-    if not work_dir.is_dir():
-        raise ValueError(f'{work_dir}: not a folder; give the --work-dir of a trained and tested run.')
-    launches = sorted(path for path in work_dir.glob('*') if path.is_dir() and TIMESTAMP.match(path.name))
-    if not launches:
-        raise ValueError(f'{work_dir}: no run folder (<timestamp>/) in it; is it the --work-dir of a training run?')
     counts, epochs, metrics_file = None, 0, None
-    for launch in launches:
+    for launch in launch_dirs(work_dir):
         log = launch / f'{launch.name}.log'
         if log.is_file():
             counts = parameter_counts(log) or counts
-        scalars = launch / 'vis_data' / 'scalars.json'
-        if scalars.is_file():
-            for number, line in enumerate(scalars.read_text(encoding='utf-8').splitlines(), start=1):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f'{scalars}:{number}: not a JSON line ({err}).') from None
-                if not isinstance(record, dict):
-                    raise ValueError(f'{scalars}:{number}: expected a JSON object of scalars, got {line[:80]!r}.')
-                epochs = max(epochs, record.get('epoch', 0))
+        epochs = max([epochs] + [record.get('epoch', 0) for record in read_scalars(launch)])
         if (launch / f'{launch.name}.json').is_file():
             metrics_file = launch / f'{launch.name}.json'
     if counts is None or not {'trainable', 'total'} <= counts.keys():
@@ -126,6 +147,20 @@ def read_run(work_dir: Path) -> Dict[str, object]:
     return dict(epochs=epochs, trainable=counts['trainable'], total=counts['total'],
                 trainable_share=100 * counts['trainable'] / counts['total'],
                 **{name: logged[PREFIX + name] for name in METRICS})
+
+
+def run_labels(work_dirs: Sequence[str], labels: Optional[Sequence[str]]) -> List[str]:
+    """A distinct name per run: ``labels`` (``--labels``), else the work dir names.
+
+    Raises:
+        ValueError: If the counts differ or a name repeats.
+    """
+    labels = list(labels or [Path(work_dir).name for work_dir in work_dirs])
+    if len(labels) != len(work_dirs):
+        raise ValueError(f'{len(work_dirs)} work dirs but {len(labels)} --labels; give one label per work dir.')
+    if len(set(labels)) != len(labels):
+        raise ValueError(f'the run names {labels} repeat; give distinct ones with --labels.')
+    return labels
 
 
 def markdown_table(runs: Dict[str, dict]) -> str:
@@ -188,15 +223,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Write the figures and the CSV; return the exit status."""
     args = parse_args(argv)
-    labels: List[str] = args.labels or [Path(work_dir).name for work_dir in args.work_dirs]
-    if len(labels) != len(args.work_dirs):
-        print(f'error: {len(args.work_dirs)} work dirs but {len(labels)} --labels; give one label per work dir.',
-              file=sys.stderr)
-        return 2
-    if len(set(labels)) != len(labels):
-        print(f'error: the run names {labels} repeat; give distinct ones with --labels.', file=sys.stderr)
-        return 2
     try:
+        labels = run_labels(args.work_dirs, args.labels)
         runs = {label: read_run(Path(work_dir)) for label, work_dir in zip(labels, args.work_dirs)}
     except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)

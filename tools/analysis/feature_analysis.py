@@ -1,13 +1,14 @@
 """Does fine-tuning distort the tail? Feature diagnostics of a checkpoint (LIFT's Figures 3 and 4).
 
-``python tools/analysis/feature_analysis.py CONFIG [CHECKPOINT] --out DIR [--compare [OTHER_CHECKPOINT]]``
+``python tools/analysis/feature_analysis.py CONFIG [CHECKPOINT] --out DIR [--compare [OTHER ...]]``
 
 The features are what the head sees (the last output of the classifier's ``extract_feat``), extracted through
 :func:`lift_mm.engine.extract_features` (shared among the processes of ``tools/dist_*.sh``-style launches, then
 gathered) from the training images with the test pipeline (``--shots N``: at most N per class) and from the test
 set. Without CHECKPOINT the model is the one the config builds (zero-shot: the foundation with its light modules
-as initialised, which LIFT's AdaptFormer leaves the identity). ``--compare`` adds a second model, a checkpoint or,
-without a value, the zero-shot model, drawn beside the first with the same scales.
+as initialised, which LIFT's AdaptFormer leaves the identity). ``--compare`` adds models drawn beside the first
+with the same scales: checkpoints and ``zero-shot`` (the model without a checkpoint), in the order given; without a
+value, the zero-shot model.
 
 Written to DIR:
 
@@ -23,8 +24,13 @@ Written to DIR:
   samples, their difference (test minus training: the mean shift) and the 1-D Wasserstein distance between the
   two distributions (samples of all the group's classes pooled).
 * ``features.npz`` with ``--save-features``: the features and labels (``<model>/train_features``, ...).
+
+The two figures also go to the visualizer backends of the config (``visualizer.vis_backends``: TensorBoard, W&B,
+...) as the images ``inter_class_similarity`` and ``intra_class_distribution`` at step 0; the default
+``LocalVisBackend`` writes them to ``WORK_DIR/<timestamp>/vis_data/vis_image/``.
 """
 import argparse
+import copy
 import csv
 import os
 import os.path as osp
@@ -51,6 +57,7 @@ from lift_mm.datasets import GROUP_NAMES, long_tail_groups  # noqa: E402
 from lift_mm.engine import (add_runner_arguments, apply_runner_arguments, extract_features,  # noqa: E402
                             load_checkpoint_strictly, setup_distributed_without_cuda)
 from lift_mm.engine.hooks.utils import per_class_indices, train_images_cfg, unwrap_model  # noqa: E402
+from lift_mm.utils.figures import save_figure  # noqa: E402
 
 ZERO_SHOT = 'zero-shot'
 DPI = 150
@@ -64,8 +71,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none: the model the config builds)')
     parser.add_argument('--out', required=True, help='directory for the PNG and CSV files')
-    parser.add_argument('--compare', nargs='?', const=ZERO_SHOT,
-                        help='a second checkpoint drawn beside the first; without a value, the zero-shot model')
+    parser.add_argument('--compare', nargs='*', metavar='OTHER',
+                        help=f'checkpoints (or {ZERO_SHOT}, the model without a checkpoint) drawn beside the first; '
+                        'without a value, the zero-shot model')
     parser.add_argument('--labels', nargs='+', help='a name per model (default: checkpoint file names)')
     parser.add_argument('--shots', type=int, help='at most this many training images per class (default: all)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the --shots draw (default: 0)')
@@ -172,10 +180,10 @@ def write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence]) -> Non
 
 
 def plot_similarity(matrices: Dict[str, np.ndarray], names: List[str], groups: Dict[str, np.ndarray],
-                    order: np.ndarray, path: str) -> None:
+                    order: np.ndarray) -> plt.Figure:
     """One heatmap per model on one colour scale, classes head to tail, group borders marked."""
     low = min(matrix.min() for matrix in matrices.values())
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices) + 0.8, 4.2), squeeze=False,
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices) + 0.8, 4.2), dpi=DPI, squeeze=False,
                              layout='constrained')
     position = np.empty(len(order), dtype=int)
     position[order] = np.arange(len(order))
@@ -193,14 +201,13 @@ def plot_similarity(matrices: Dict[str, np.ndarray], names: List[str], groups: D
                 ax.axhline(edge, color='white', linewidth=0.8)
                 ax.axvline(edge, color='white', linewidth=0.8)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label='cosine similarity')
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    return fig
 
 
-def plot_intra_class(histograms: Dict[str, Dict[str, np.ndarray]], edges: np.ndarray, stats: Dict[str, dict],
-                     path: str) -> None:
+def plot_intra_class(histograms: Dict[str, Dict[str, np.ndarray]], edges: np.ndarray,
+                     stats: Dict[str, dict]) -> plt.Figure:
     """One panel per model: few-shot training against test similarities to the class training means."""
-    fig, axes = plt.subplots(1, len(histograms), figsize=(4.2 * len(histograms), 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(histograms), figsize=(4.2 * len(histograms), 3.4), dpi=DPI, squeeze=False,
                              sharey=True, layout='constrained')
     for ax, (label, counts) in zip(axes[0], histograms.items()):
         for split, color in (('train', 'C0'), ('test', 'C1')):
@@ -212,8 +219,25 @@ def plot_intra_class(histograms: Dict[str, Dict[str, np.ndarray]], edges: np.nda
         ax.set_xlabel("cosine similarity to the class's training mean")
         ax.legend(frameon=False)
     axes[0][0].set_ylabel('fraction of samples')
-    fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def publish(fig: plt.Figure, name: str, out: str, runner: Runner) -> None:
+    """Write the figure to ``out/name.png`` and send the same pixels to the runner's visualizer backends."""
+    runner.visualizer.add_image(name, save_figure(fig, osp.join(out, f'{name}.png')), step=0)
     plt.close(fig)
+
+
+def build_model_like(runner: Runner, cfg: Config) -> torch.nn.Module:
+    """Another model, built as the runner built its own, on the same device.
+
+    The runner merges the config's top-level ``data_preprocessor`` (the CLIP normalisation) into the model's;
+    ``cfg.model`` alone would build a model that sees unnormalised images.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return runner.build_model(model_cfg).to(next(unwrap_model(runner.model).parameters()).device)
 
 
 def extract(model, dataset, args, cfg) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -229,8 +253,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     apply_runner_arguments(cfg, args)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    checkpoints = [args.checkpoint] + ([] if args.compare is None else
-                                       [None if args.compare == ZERO_SHOT else args.compare])
+    others = [] if args.compare is None else args.compare or [ZERO_SHOT]
+    checkpoints = [args.checkpoint] + [None if other == ZERO_SHOT else other for other in others]
     try:
         labels = model_labels(checkpoints, args.labels)
     except ValueError as error:
@@ -254,8 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     features = {}
     for label, checkpoint in zip(labels, checkpoints):
-        model = unwrap_model(runner.model) if not features else runner.build_model(cfg.model).to(
-            next(unwrap_model(runner.model).parameters()).device)
+        model = unwrap_model(runner.model) if not features else build_model_like(runner, cfg)
         if checkpoint is not None:
             load_checkpoint_strictly(model, checkpoint)
         logger.info(f'feature_analysis: extracting the features of {label} '
@@ -279,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                        for name in ('train', 'test')}
     write_csv(osp.join(args.out, 'inter_class_similarity.csv'), ['model', 'group', 'mean_off_diagonal'],
               similarity_rows)
-    plot_similarity(matrices, names, groups, order, osp.join(args.out, 'inter_class_similarity.png'))
+    publish(plot_similarity(matrices, names, groups, order), 'inter_class_similarity', args.out, runner)
 
     stats, histograms, distribution_rows, histogram_rows = {}, {}, [], []
     few_values = {label: {split: sims[label][split][np.isin(features[label][split][1].numpy(), groups['few'])]
@@ -300,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               ['model', 'group', *next(iter(stats[labels[0]].values())).keys()], distribution_rows)
     write_csv(osp.join(args.out, 'intra_class_histogram.csv'), ['model', 'split', 'bin_left', 'bin_right', 'count'],
               histogram_rows)
-    plot_intra_class(histograms, edges, stats, osp.join(args.out, 'intra_class_distribution.png'))
+    publish(plot_intra_class(histograms, edges, stats), 'intra_class_distribution', args.out, runner)
     if args.save_features:
         np.savez(osp.join(args.out, 'features.npz'),
                  **{f'{label}/{split}_{kind}': tensor.numpy() for label, splits in features.items()

@@ -2,11 +2,13 @@ import copy
 from typing import Dict, Optional
 
 import torch
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, autocast
 from mmpretrain.registry import DATASETS, HOOKS
 from torch.utils.data import Subset
 
+from ...evaluation.metrics import LongTailAccuracy
 from .utils import per_class_indices, train_images_cfg
 
 
@@ -22,6 +24,14 @@ class TrainingAccuracyHook(Hook):
     ``prefix + '_' + name`` (``train_long_tail/top1``, ``train_long_tail/few``, ...). Evaluation runs after
     every ``interval``-th training epoch and after the last one. Under data parallelism each process predicts
     its share and the evaluator gathers the results, as in validation.
+
+    After each evaluation the hook also draws LIFT's Figure 5 for this launch of the run: the training top-1
+    accuracy of all classes and of the many / medium / few groups against the epochs evaluated so far (the
+    picture ``tools/analysis/plot_training_accuracy.py`` draws of the whole run from ``scalars.json``), and sends
+    it to the visualizer backends as the image ``prefix + '_accuracy'`` at step = the epoch
+    (``vis_data/vis_image/train_accuracy_5.png`` with ``LocalVisBackend``, the Images tab of TensorBoard, ...).
+    It draws the metrics of the evaluator's :class:`LongTailAccuracy`; an evaluator without one gets no
+    figure, and a warning says so.
 
     An evaluator that writes files (``LongTailAccuracy(dump_file=...)``, ``DumpResults``) writes them for the
     training set too, at every evaluation.
@@ -53,6 +63,9 @@ class TrainingAccuracyHook(Hook):
         self._loader = None
         self._evaluator = None
         self._fp16 = False
+        # Names of the drawn metrics before '/' + 'top1', 'many', ...; None when the evaluator has none.
+        self._curve_prefix = None
+        self._history: Dict[int, Dict[str, float]] = {}
 
     def before_train(self, runner) -> None:
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
@@ -76,6 +89,11 @@ class TrainingAccuracyHook(Hook):
         self._evaluator = runner.build_evaluator(copy.deepcopy(cfg.test_evaluator))
         self._evaluator.dataset_meta = dataset.metainfo
         self._fp16 = (cfg.get('test_cfg') or {}).get('fp16', False)
+        self._curve_prefix = next((f'{self.prefix}_{metric.prefix}' for metric in self._evaluator.metrics
+                                   if isinstance(metric, LongTailAccuracy)), None)
+        if self._curve_prefix is None:
+            runner.logger.warning('TrainingAccuracyHook: the test evaluator has no LongTailAccuracy, so no '
+                                  'training-accuracy figure is sent to the visualizer; the metrics are logged.')
         runner.logger.info(f'TrainingAccuracyHook: evaluating {len(indices)} training images every '
                            f'{self.interval} epoch(s).')
 
@@ -85,8 +103,18 @@ class TrainingAccuracyHook(Hook):
         metrics = self.evaluate(runner)
         epoch = runner.epoch + 1
         runner.visualizer.add_scalars(metrics, step=epoch)
+        self._history[epoch] = metrics
+        if self._curve_prefix is not None and is_main_process():
+            self.draw(runner, epoch)
         runner.logger.info(f'Epoch(train accuracy) [{epoch}] ' +
                            '  '.join(f'{name}: {value:.4f}' for name, value in metrics.items()))
+
+    def draw(self, runner, epoch: int) -> None:
+        """Send the curves of the evaluations so far to the visualizer backends, as the image of ``epoch``."""
+        # Here rather than at the top: importing lift_mm does not load matplotlib.
+        from ...utils.figures import figure_to_rgb, group_curves, training_accuracy_figure
+        figure = training_accuracy_figure({runner.experiment_name: group_curves(self._history, self._curve_prefix)})
+        runner.visualizer.add_image(f'{self.prefix}_accuracy', figure_to_rgb(figure), step=epoch)
 
     @torch.no_grad()
     def evaluate(self, runner) -> Dict[str, float]:
