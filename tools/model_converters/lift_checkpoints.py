@@ -83,17 +83,29 @@ def add_class_order_arguments(parser: argparse.ArgumentParser) -> None:
                         'is not an iNaturalist 2018 one')
 
 
-def reorder_classes(state_dict: OrderedDict, args: argparse.Namespace) -> None:
-    """Put the head's rows into lift_mm's class order where the reference's differs (iNaturalist 2018)."""
+def reorder_classes(state_dict: OrderedDict, categories_file: Optional[str] = None, keep_order: bool = False) -> None:
+    """Put the head's rows into lift_mm's class order where the reference's differs (iNaturalist 2018).
+
+    Args:
+        state_dict (OrderedDict): The converted state dict, changed in place.
+        categories_file (str, optional): iNaturalist 2018's ``categories.json`` if the checkpoint is of that
+            dataset. Defaults to None.
+        keep_order (bool): Keep the rows of a classifier of 8142 classes as they are, since it is not an
+            iNaturalist 2018 one. Defaults to False.
+
+    Raises:
+        ValueError: For 8142 classes and neither a categories file nor ``keep_order``, and for a categories file
+            that cannot be read or does not fit (see :func:`inaturalist_row_order`).
+    """
     num_rows = state_dict['head.weight'].shape[0]
-    if args.inat_categories is None:
-        if num_rows == INATURALIST_2018_CLASSES and not args.keep_class_order:
+    if categories_file is None:
+        if num_rows == INATURALIST_2018_CLASSES and not keep_order:
             raise ValueError(
                 f'the classifier has {num_rows} classes, as iNaturalist 2018, whose classes the reference numbers '
                 "in sorted order of their names and lift_mm by category id: pass the dataset's categories.json "
                 'with --inat-categories to reorder them (or --keep-class-order if it is another dataset).')
         return
-    order = inaturalist_row_order(args.inat_categories, num_rows)
+    order = inaturalist_row_order(categories_file, num_rows)
     for key in HEAD_ROW_KEYS:
         if key in state_dict:
             state_dict[key] = state_dict[key][order]
@@ -117,7 +129,7 @@ def run_converter(convert: Converter, parser: argparse.ArgumentParser, source: s
     checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
     try:
         state_dict, light_modules = convert(checkpoint, args)
-        reorder_classes(state_dict, args)
+        reorder_classes(state_dict, args.inat_categories, args.keep_class_order)
     except (KeyError, ValueError) as error:
         sys.exit(f'error: {args.src}: {error.args[0]}')
     save_converted(state_dict, light_modules, args.dst, source)
