@@ -92,8 +92,9 @@ def lift_plus_logits(visual, tuner, images):
         x = x + scale_shift('attn.ssf.out_proj', out)
         normed = F.layer_norm(x, (width, ), get('norm2_weight', block.ln_2.weight), get('norm2_bias', block.ln_2.bias),
                               block.ln_2.eps)
-        hidden = scale_shift('mlp.ssf.in_proj', F.linear(normed, get('mlp_in_proj_weight', block.mlp.c_fc.weight),
-                                                          get('mlp_in_proj_bias', block.mlp.c_fc.bias)))
+        hidden = F.linear(normed, get('mlp_in_proj_weight', block.mlp.c_fc.weight),
+                          get('mlp_in_proj_bias', block.mlp.c_fc.bias))
+        hidden = scale_shift('mlp.ssf.in_proj', hidden)
         branch = F.linear(block.mlp.gelu(hidden), get('mlp_out_proj_weight', block.mlp.c_proj.weight),
                           get('mlp_out_proj_bias', block.mlp.c_proj.bias))
         branch = scale_shift('mlp.ssf.out_proj', branch)
@@ -191,3 +192,154 @@ def test_lift_plus_checkpoints_give_the_reference_logits(scripts, clip, tmp_path
     # LIFT+'s row r is the r-th name in sorted order.
     rows = [sorted(names).index(name) for name in names]
     torch.testing.assert_close(logits, expected[:, rows], atol=2e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope='module')
+def resnet_clip(tmp_path_factory):
+    torch.manual_seed(6)
+    model = open_clip.CLIP(**tiny_resnet_arch()).eval()
+    return model, save_open_clip_checkpoint(model, tmp_path_factory.mktemp('rn') / 'rn.pt')
+
+
+def lift_resnet_tuner(visual, lists, seed=0):
+    """LIFT's ResNet tuner for ``lists``, holding random tensors, and the ResNet it describes.
+
+    LIFT's lists hold, in module order, every parameter of the CLIP ResNet (``full_list``), every bias
+    (``bias_list``) or every BatchNorm layer (``bn_list``); ``ssf_attn`` scales and shifts the pooled feature.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tuned = copy.deepcopy(visual)
+    tuner = {}
+    named = list(tuned.named_parameters())
+    with torch.no_grad():
+        for list_name, params in (('full_list', named), ('bias_list', [p for p in named if p[0].endswith('bias')])):
+            if list_name in lists:
+                for index, (_, param) in enumerate(params):
+                    param.add_(0.2 * torch.randn(param.shape, generator=generator))
+                    tuner[f'{list_name}.{index}'] = param.detach().clone()
+        if 'bn_list' in lists:
+            norms = [module for module in tuned.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+            for index, norm in enumerate(norms):
+                for tensor in (norm.weight, norm.bias, norm.running_mean):
+                    tensor.add_(0.2 * torch.randn(tensor.shape, generator=generator))
+                norm.running_var.uniform_(0.5, 1.5, generator=generator)
+                tuner.update({f'bn_list.{index}.{key}': value.clone() for key, value in norm.state_dict().items()})
+    if 'ssf_attn' in lists:
+        width = visual.output_dim
+        tuner['ssf_attn.scale'] = 1 + 0.2 * torch.randn(width, generator=generator)
+        tuner['ssf_attn.shift'] = 0.2 * torch.randn(width, generator=generator)
+    return tuner, tuned
+
+
+@pytest.mark.parametrize('lists', [('full_list', ), ('bias_list', 'ssf_attn'), ('bn_list', )])
+def test_lift_resnet_checkpoints_give_the_reference_logits(scripts, resnet_clip, lists):
+    model, clip_file = resnet_clip
+    tuner, tuned = lift_resnet_tuner(model.visual, lists)
+    head = torch.randn(NUM_CLASSES, model.visual.output_dim, generator=torch.Generator().manual_seed(2))
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    state_dict, kinds = scripts['lift'].convert_lift_reference(dict(tuner=tuner, head=dict(weight=head)),
+                                                               resnet_layers=(1, 1, 1, 1))
+    converted = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='CLIPResNet', arch=tiny_resnet_arch(), pretrained=clip_file,
+                      light_modules=[dict(type=kind) for kind in kinds]),
+        head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=model.visual.output_dim,
+                  scale=SCALE))).eval()
+    converted.load_state_dict(state_dict, strict=True)
+    with torch.no_grad():
+        features = tuned(images)
+        if 'ssf_attn' in lists:
+            features = features * tuner['ssf_attn.scale'] + tuner['ssf_attn.shift']
+        expected = cosine_logits(features, head)
+        assert not torch.allclose(expected, cosine_logits(model.visual(images), head), atol=1e-3)
+        torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
+
+
+def test_lift_resnet_lists_tell_rn50_from_rn101(scripts):
+    # RN50 (3, 4, 6, 3 blocks) has 59 biases: 3 in the stem, 3 per block, 1 per downsampling, 4 in the pooling.
+    head = dict(weight=torch.zeros(NUM_CLASSES, 1024))
+    state_dict, kinds = scripts['lift'].convert_lift_reference(dict(
+        tuner={f'bias_list.{i}': torch.full((1, ), float(i)) for i in range(59)}, head=head))
+    assert kinds == ['BitFit']
+    assert state_dict['backbone.visual.bn1.bias'].item() == 0
+    assert state_dict['backbone.visual.layer1.0.downsample.1.bias'].item() == 6
+    assert state_dict['backbone.visual.layer4.2.bn3.bias'].item() == 54
+    assert state_dict['backbone.visual.attnpool.c_proj.bias'].item() == 58
+    # RN101 (3, 4, 23, 3 blocks) has 106 BatchNorm layers: 3 in the stem, 10 in layer1, 13 in layer2, then layer3.
+    state_dict, _ = scripts['lift'].convert_lift_reference(dict(
+        tuner={f'bn_list.{i}.weight': torch.full((1, ), float(i)) for i in range(106)}, head=head))
+    assert state_dict['backbone.visual.layer3.22.bn3.weight'].item() == 3 + 10 + 13 + 23 * 3 + 1 - 1
+
+
+def test_lift_plus_converter_runs_without_lift_mm(clip, tmp_path):
+    # As mmpretrain's converters: the script (and the module it shares) run where lift_mm cannot be imported.
+    tuner = lift_plus_tuner(clip[0].visual, dict(adaptformer=(0, 1)))
+    src, dst, categories = tmp_path / 'checkpoint.pth.tar', tmp_path / 'converted.pth', tmp_path / 'categories.json'
+    torch.save(dict(tuner=tuner), src)
+    categories.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate('edcab')]))
+    script = CONVERTERS / 'lift_plus_to_mm.py'
+    code = ('import runpy, sys; sys.modules["lift_mm"] = None; '
+            f'sys.argv = ["lift_plus_to_mm.py", {str(src)!r}, {str(dst)!r}, "--inat-categories", {str(categories)!r}]; '
+            f'runpy.run_path({str(script)!r}, run_name="__main__")')
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "light_modules=[{'type': 'AdaptFormer', 'bottleneck': 4, 'blocks': [0, 2]}]" in result.stdout
+    state_dict = torch.load(dst, weights_only=True)['state_dict']
+    # Category i is named 'edcab'[i]; LIFT+'s row of name n is its rank in sorted order, 'abcde'.index(n).
+    torch.testing.assert_close(state_dict['head.weight'], tuner['classifier.weight'][[4, 3, 2, 0, 1]])
+
+
+def write_categories(path, names):
+    path.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate(names)]))
+    return str(path)
+
+
+def lift_plus_checkpoint(*keys, classifier=True):
+    tuner = {key: torch.zeros(2, 2) for key in keys}
+    return dict(tuner={**tuner, 'classifier.weight': torch.zeros(2, 2)} if classifier else tuner)
+
+
+CONVERSION_ERRORS = {
+    'unknown block key': ('plus', lift_plus_checkpoint('image_encoder.blocks.0.mystery'), KeyError,
+                          r"image_encoder\.blocks\.0\.mystery.*covers the classifier and the image encoder"),
+    'text-side key': ('plus', lift_plus_checkpoint('text_encoder.blocks.0.prompt'), KeyError,
+                      r"\['text_encoder'\] belong to text-side"),
+    'not a LIFT+ checkpoint': ('plus', dict(head={}), KeyError,
+                               r"Not a LIFT\+ checkpoint: it has \['head'\] but no 'tuner'"),
+    'no classifier': ('plus', lift_plus_checkpoint('image_encoder.blocks.0.prompt', classifier=False), KeyError,
+                      r"no 'classifier\.weight'"),
+    'part of a block': ('plus', lift_plus_checkpoint('image_encoder.blocks.0.attn_in_proj_weight'), KeyError,
+                        r"Block 0 trains \['attn_in_proj_weight'\] in place but not \['norm1_weight'"),
+    'blocks with a gap': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}.prompt' for i in (0, 2))),
+                          ValueError, r'VPTDeep is in blocks \[0, 2\], which are not consecutive'),
+    'ResNet of unknown depth': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(7)}, head={}),
+                                ValueError, r"\{'bias_list': 7\} entries, which fit none of .*'RN50'.*--resnet-layers"),
+    'ResNet list with a hole': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(60) if i != 3},
+                                             head={}), KeyError, r'entries of bias_list are not numbered 0 to 58'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CONVERSION_ERRORS))
+def test_conversion_errors_name_the_key_and_the_fix(scripts, case):
+    script, checkpoint, error, message = CONVERSION_ERRORS[case]
+    convert = scripts['plus'].convert_lift_plus if script == 'plus' else scripts['lift'].convert_lift_reference
+    with pytest.raises(error, match=message):
+        convert(checkpoint)
+
+
+def test_class_order_needs_a_fitting_categories_file(scripts, tmp_path):
+    reorder = scripts['common'].reorder_classes
+    with pytest.raises(ValueError, match=r'8142 classes, as iNaturalist 2018.*--inat-categories.*--keep-class-order'):
+        reorder({'head.weight': torch.zeros(8142, 2)})
+    kept = {'head.weight': torch.arange(8142.).view(-1, 1)}
+    reorder(kept, keep_order=True)
+    assert kept['head.weight'][-1].item() == 8141
+    with pytest.raises(ValueError, match=r'cannot read the categories file .*missing\.json'):
+        reorder({'head.weight': torch.zeros(3, 2)}, str(tmp_path / 'missing.json'))
+    with pytest.raises(ValueError, match=r'lists 2 categories but the classifier has 3 rows'):
+        reorder({'head.weight': torch.zeros(3, 2)}, write_categories(tmp_path / 'two.json', 'ab'))
+    with pytest.raises(ValueError, match=r"names \['a'\] are repeated"):
+        reorder({'head.weight': torch.zeros(3, 2)}, write_categories(tmp_path / 'repeat.json', 'aab'))
+    (tmp_path / 'bad.json').write_text(json.dumps([dict(id=0, name='a'), dict(id=0, name='b')]))
+    with pytest.raises(ValueError, match=r'bad\.json, entry 1: expected .* "id" in \[0, 2\) used once'):
+        reorder({'head.weight': torch.zeros(2, 2)}, str(tmp_path / 'bad.json'))
