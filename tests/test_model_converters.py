@@ -24,6 +24,8 @@ NUM_CLASSES = 5
 SCALE = 25.
 RANK = 4
 PROMPTS = 3
+AFT_RATIO = 0.05
+AFT_SEED = 7
 
 
 def load_script(name):
@@ -66,6 +68,16 @@ def lift_plus_logits(visual, tuner, images):
             hidden = F.relu(F.linear(normed, get(f'{prefix}.down.weight'), get(f'{prefix}.down.bias')))
             return F.linear(hidden, get(f'{prefix}.up.weight'), get(f'{prefix}.up.bias'))
 
+        def linear(value, group, proj, host_weight, host_bias):
+            # Full or bias tuning replaces the host's tensors, arbitrary fine-tuning the masked entries of them.
+            weight, bias = get(f'{group}_{proj}_weight', host_weight), get(f'{group}_{proj}_bias', host_bias)
+            if get(f'{group}.aft.{proj}.masked_weight.mask') is not None:
+                weight, bias = weight.clone(), bias.clone()
+                for tensor, name in ((weight, 'weight'), (bias, 'bias')):
+                    tensor[get(f'{group}.aft.{proj}.masked_{name}.mask')] = get(
+                        f'{group}.aft.{proj}.masked_{name}.optimized_params')
+            return F.linear(value, weight, bias)
+
         def scale_shift(prefix, value):
             if get(f'{prefix}.scale') is None:
                 return value
@@ -76,8 +88,7 @@ def lift_plus_logits(visual, tuner, images):
             x = torch.cat([x[:, :1], get('prompt').expand(batch, -1, -1), x[:, -(num_tokens - 1):]], dim=1)
         normed = F.layer_norm(x, (width, ), get('norm1_weight', block.ln_1.weight), get('norm1_bias', block.ln_1.bias),
                               block.ln_1.eps)
-        qkv = F.linear(normed, get('attn_in_proj_weight', block.attn.in_proj_weight),
-                       get('attn_in_proj_bias', block.attn.in_proj_bias))
+        qkv = linear(normed, 'attn', 'in_proj', block.attn.in_proj_weight, block.attn.in_proj_bias)
         q, k, v = qkv.chunk(3, dim=-1)
         if get('attn.lora.q.down') is not None:
             q = q + normed @ get('attn.lora.q.down') @ get('attn.lora.q.up') / RANK
@@ -87,16 +98,13 @@ def lift_plus_logits(visual, tuner, images):
         q, k, v = (t.reshape(batch, -1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
         weights = torch.softmax(q @ k.transpose(-1, -2) / (width // heads)**0.5, dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(batch, -1, width)
-        out = F.linear(attended, get('attn_out_proj_weight', block.attn.out_proj.weight),
-                       get('attn_out_proj_bias', block.attn.out_proj.bias))
+        out = linear(attended, 'attn', 'out_proj', block.attn.out_proj.weight, block.attn.out_proj.bias)
         x = x + scale_shift('attn.ssf.out_proj', out)
         normed = F.layer_norm(x, (width, ), get('norm2_weight', block.ln_2.weight), get('norm2_bias', block.ln_2.bias),
                               block.ln_2.eps)
-        hidden = F.linear(normed, get('mlp_in_proj_weight', block.mlp.c_fc.weight),
-                          get('mlp_in_proj_bias', block.mlp.c_fc.bias))
+        hidden = linear(normed, 'mlp', 'in_proj', block.mlp.c_fc.weight, block.mlp.c_fc.bias)
         hidden = scale_shift('mlp.ssf.in_proj', hidden)
-        branch = F.linear(block.mlp.gelu(hidden), get('mlp_out_proj_weight', block.mlp.c_proj.weight),
-                          get('mlp_out_proj_bias', block.mlp.c_proj.bias))
+        branch = linear(block.mlp.gelu(hidden), 'mlp', 'out_proj', block.mlp.c_proj.weight, block.mlp.c_proj.bias)
         branch = scale_shift('mlp.ssf.out_proj', branch)
         if get('mlp.adapter.down.weight') is not None:
             branch = branch + bottleneck('mlp.adapter', branch)
@@ -140,6 +148,26 @@ def lift_plus_tuner(visual, methods, seed=0):
                            for p in ('scale', 'shift')}
             elif method == 'pt':
                 entries = {'prompt': rand(PROMPTS, width)}
+            elif method.startswith('aft_'):
+                # LIFT+'s masks: the first int(n * ratio) of a permutation of each tensor's n entries, drawn by a
+                # generator seeded with aft_seed for that tensor alone.
+                groups = dict(aft_all=('attn', 'mlp'), aft_attn=('attn', ), aft_mlp=('mlp', ))[method]
+                linears = dict(attn_in_proj=(block.attn.in_proj_weight, block.attn.in_proj_bias),
+                               attn_out_proj=(block.attn.out_proj.weight, block.attn.out_proj.bias),
+                               mlp_in_proj=(block.mlp.c_fc.weight, block.mlp.c_fc.bias),
+                               mlp_out_proj=(block.mlp.c_proj.weight, block.mlp.c_proj.bias))
+                for name, tensors in linears.items():
+                    group, proj = name.split('_', 1)
+                    for param, tensor in zip(('weight', 'bias'), tensors):
+                        if group not in groups:
+                            continue
+                        chosen = torch.randperm(tensor.numel(), generator=torch.Generator().manual_seed(AFT_SEED))
+                        mask = torch.zeros(tensor.numel(), dtype=torch.bool)
+                        mask[chosen[:int(tensor.numel() * AFT_RATIO)]] = True
+                        mask = mask.view(tensor.shape)
+                        entries[f'{group}.aft.{proj}.masked_{param}.mask'] = mask
+                        entries[f'{group}.aft.{proj}.masked_{param}.optimized_params'] = (
+                            tensor.detach()[mask] + rand(int(mask.sum())))
             elif method in ('fft', 'bitfit'):
                 for name, module in host.items():
                     for param in ('weight', 'bias') if method == 'fft' else ('bias', ):
@@ -167,6 +195,8 @@ LIFT_PLUS_CASES = {
     'bitfit': dict(bitfit=(0, 1)),
     'full_last_block': dict(fft=(1, )),
     'composed': dict(lora=(0, 1), ssf=(0, 1), adapter=(0, 1), adaptformer=(0, 1)),
+    'aft_all': dict(aft_all=(0, 1)),
+    'aft_mlp_last_block': dict(aft_mlp=(1, )),
 }
 
 
@@ -183,7 +213,7 @@ def test_lift_plus_checkpoints_give_the_reference_logits(scripts, clip, tmp_path
     with torch.no_grad():
         expected = lift_plus_logits(visual, tuner, images)
         frozen = lift_plus_logits(visual, {'classifier.weight': tuner['classifier.weight']}, images)
-        state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner))
+        state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), aft_seed=AFT_SEED)
         scripts['common'].reorder_classes(state_dict, str(categories))
         converted = build_vit_classifier(clip_file, light_modules)
         converted.load_state_dict(state_dict, strict=True)
@@ -292,6 +322,13 @@ def test_lift_plus_converter_runs_without_lift_mm(clip, tmp_path):
 def write_categories(path, names):
     path.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate(names)]))
     return str(path)
+
+
+def test_aft_masks_must_be_the_seeds(scripts, clip):
+    tuner = lift_plus_tuner(clip[0].visual, dict(aft_attn=(0, )))
+    with pytest.raises(ValueError, match=rf"blocks\.0\.attn\.aft\.in_proj\.masked_weight\.mask is not LIFT\+'s mask "
+                       rf"for aft_seed={AFT_SEED + 1}: pass the run's `aft_seed` with --aft-seed"):
+        scripts['plus'].convert_lift_plus(dict(tuner=tuner), aft_seed=AFT_SEED + 1)
 
 
 def lift_plus_checkpoint(*keys, classifier=True):
