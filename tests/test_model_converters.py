@@ -8,15 +8,17 @@ import importlib.util
 import json
 import subprocess
 import sys
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 import open_clip
 import pytest
+import timm
 import torch
 from mmpretrain.registry import MODELS
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-from demo_runs import REPO
+from demo_runs import REPO, one_thread
 from tiny_clip import make_tiny_clip, save_open_clip_checkpoint, tiny_clip_arch, tiny_resnet_arch
 
 CONVERTERS = REPO / 'tools/model_converters'
@@ -26,6 +28,13 @@ RANK = 4
 PROMPTS = 3
 AFT_RATIO = 0.05
 AFT_SEED = 7
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    # Tiny models run faster on one thread than on cores other processes share.
+    with one_thread():
+        yield
 
 
 def load_script(name):
@@ -51,32 +60,73 @@ def cosine_logits(features, weight):
     return SCALE * F.normalize(features, dim=-1) @ F.normalize(weight, dim=-1).t()
 
 
-def lift_plus_logits(visual, tuner, images):
+class HostBlock(NamedTuple):
+    """A ViT block's weights under LIFT+'s names (``norm1``, ``attn_in_proj``, ...: (weight, bias) pairs)."""
+    weights: Dict[str, Tuple[torch.Tensor, torch.Tensor]]
+    eps: float
+    act: Callable
+    num_heads: int
+
+
+class HostViT(NamedTuple):
+    """What LIFT+'s ViT forward needs of a pre-trained ViT: the embedded tokens, its blocks, its final norm."""
+    embed: Callable
+    blocks: List[HostBlock]
+    norm: Callable
+
+
+def clip_host(visual):
+    def embed(images):
+        x = visual.conv1(images).flatten(2).transpose(1, 2)
+        x = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + visual.positional_embedding
+        return visual.ln_pre(x)
+
+    blocks = [HostBlock(dict(norm1=(b.ln_1.weight, b.ln_1.bias),
+                             attn_in_proj=(b.attn.in_proj_weight, b.attn.in_proj_bias),
+                             attn_out_proj=(b.attn.out_proj.weight, b.attn.out_proj.bias),
+                             norm2=(b.ln_2.weight, b.ln_2.bias), mlp_in_proj=(b.mlp.c_fc.weight, b.mlp.c_fc.bias),
+                             mlp_out_proj=(b.mlp.c_proj.weight, b.mlp.c_proj.bias)),
+                        b.ln_1.eps, b.mlp.gelu, b.attn.num_heads) for b in visual.transformer.resblocks]
+    return HostViT(embed, blocks, visual.ln_post)
+
+
+def timm_host(vit):
+    def embed(images):
+        x = vit.patch_embed.proj(images).flatten(2).transpose(1, 2)
+        return torch.cat([vit.cls_token.expand(x.shape[0], 1, -1), x], dim=1) + vit.pos_embed
+
+    blocks = [HostBlock(dict(norm1=(b.norm1.weight, b.norm1.bias), attn_in_proj=(b.attn.qkv.weight, b.attn.qkv.bias),
+                             attn_out_proj=(b.attn.proj.weight, b.attn.proj.bias), norm2=(b.norm2.weight, b.norm2.bias),
+                             mlp_in_proj=(b.mlp.fc1.weight, b.mlp.fc1.bias),
+                             mlp_out_proj=(b.mlp.fc2.weight, b.mlp.fc2.bias)),
+                        b.norm1.eps, b.mlp.act, b.attn.num_heads) for b in vit.blocks]
+    return HostViT(embed, blocks, vit.norm)
+
+
+def lift_plus_logits(host, tuner, images):
     """LIFT+'s classifier logits from its formulas, with ``tuner`` keyed as LIFT+'s checkpoint is."""
-    width = visual.conv1.out_channels
-    batch = images.shape[0]
-    x = visual.conv1(images).flatten(2).transpose(1, 2)
-    x = torch.cat([visual.class_embedding.expand(batch, 1, -1), x], dim=1) + visual.positional_embedding
-    x = visual.ln_pre(x)
-    num_tokens = x.shape[1]
-    for index, block in enumerate(visual.transformer.resblocks):
+    x = host.embed(images)
+    batch, num_tokens, width = x.shape
+    for index, block in enumerate(host.blocks):
         def get(name, default=None):
             return tuner.get(f'image_encoder.blocks.{index}.{name}', default)
+
+        def tuned(name):
+            # Full or bias tuning replaces the host's tensors, arbitrary fine-tuning the masked entries of them.
+            host_weight, host_bias = block.weights[name]
+            weight, bias = get(f'{name}_weight', host_weight), get(f'{name}_bias', host_bias)
+            group, _, proj = name.partition('_')
+            if get(f'{group}.aft.{proj}.masked_weight.mask') is not None:
+                weight, bias = weight.clone(), bias.clone()
+                for tensor, param in ((weight, 'weight'), (bias, 'bias')):
+                    tensor[get(f'{group}.aft.{proj}.masked_{param}.mask')] = get(
+                        f'{group}.aft.{proj}.masked_{param}.optimized_params')
+            return weight, bias
 
         def bottleneck(prefix, value):
             normed = F.layer_norm(value, (width, ), get(f'{prefix}.norm.weight'), get(f'{prefix}.norm.bias'))
             hidden = F.relu(F.linear(normed, get(f'{prefix}.down.weight'), get(f'{prefix}.down.bias')))
             return F.linear(hidden, get(f'{prefix}.up.weight'), get(f'{prefix}.up.bias'))
-
-        def linear(value, group, proj, host_weight, host_bias):
-            # Full or bias tuning replaces the host's tensors, arbitrary fine-tuning the masked entries of them.
-            weight, bias = get(f'{group}_{proj}_weight', host_weight), get(f'{group}_{proj}_bias', host_bias)
-            if get(f'{group}.aft.{proj}.masked_weight.mask') is not None:
-                weight, bias = weight.clone(), bias.clone()
-                for tensor, name in ((weight, 'weight'), (bias, 'bias')):
-                    tensor[get(f'{group}.aft.{proj}.masked_{name}.mask')] = get(
-                        f'{group}.aft.{proj}.masked_{name}.optimized_params')
-            return F.linear(value, weight, bias)
 
         def scale_shift(prefix, value):
             if get(f'{prefix}.scale') is None:
@@ -86,38 +136,32 @@ def lift_plus_logits(visual, tuner, images):
         if get('prompt') is not None:
             # Prompts go after the class token and replace the previous block's.
             x = torch.cat([x[:, :1], get('prompt').expand(batch, -1, -1), x[:, -(num_tokens - 1):]], dim=1)
-        normed = F.layer_norm(x, (width, ), get('norm1_weight', block.ln_1.weight), get('norm1_bias', block.ln_1.bias),
-                              block.ln_1.eps)
-        qkv = linear(normed, 'attn', 'in_proj', block.attn.in_proj_weight, block.attn.in_proj_bias)
-        q, k, v = qkv.chunk(3, dim=-1)
+        normed = F.layer_norm(x, (width, ), *tuned('norm1'), block.eps)
+        q, k, v = F.linear(normed, *tuned('attn_in_proj')).chunk(3, dim=-1)
         if get('attn.lora.q.down') is not None:
             q = q + normed @ get('attn.lora.q.down') @ get('attn.lora.q.up') / RANK
             v = v + normed @ get('attn.lora.v.down') @ get('attn.lora.v.up') / RANK
         q, k, v = scale_shift('attn.ssf.in_proj', torch.cat([q, k, v], dim=-1)).chunk(3, dim=-1)
-        heads = block.attn.num_heads
+        heads = block.num_heads
         q, k, v = (t.reshape(batch, -1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
         weights = torch.softmax(q @ k.transpose(-1, -2) / (width // heads)**0.5, dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(batch, -1, width)
-        out = linear(attended, 'attn', 'out_proj', block.attn.out_proj.weight, block.attn.out_proj.bias)
-        x = x + scale_shift('attn.ssf.out_proj', out)
-        normed = F.layer_norm(x, (width, ), get('norm2_weight', block.ln_2.weight), get('norm2_bias', block.ln_2.bias),
-                              block.ln_2.eps)
-        hidden = linear(normed, 'mlp', 'in_proj', block.mlp.c_fc.weight, block.mlp.c_fc.bias)
-        hidden = scale_shift('mlp.ssf.in_proj', hidden)
-        branch = linear(block.mlp.gelu(hidden), 'mlp', 'out_proj', block.mlp.c_proj.weight, block.mlp.c_proj.bias)
-        branch = scale_shift('mlp.ssf.out_proj', branch)
+        x = x + scale_shift('attn.ssf.out_proj', F.linear(attended, *tuned('attn_out_proj')))
+        normed = F.layer_norm(x, (width, ), *tuned('norm2'), block.eps)
+        hidden = scale_shift('mlp.ssf.in_proj', F.linear(normed, *tuned('mlp_in_proj')))
+        branch = scale_shift('mlp.ssf.out_proj', F.linear(block.act(hidden), *tuned('mlp_out_proj')))
         if get('mlp.adapter.down.weight') is not None:
             branch = branch + bottleneck('mlp.adapter', branch)
         if get('adaptformer.scale') is not None:
             branch = branch + get('adaptformer.scale') * bottleneck('adaptformer', x)
         x = x + branch
-    return cosine_logits(visual.ln_post(x[:, 0]), tuner['classifier.weight'])
+    return cosine_logits(host.norm(x[:, 0]), tuner['classifier.weight'])
 
 
-def lift_plus_tuner(visual, methods, seed=0):
+def lift_plus_tuner(host, methods, seed=0):
     """A LIFT+ tuner state dict of random tensors for ``methods`` ({LIFT+ option: its layers})."""
     generator = torch.Generator().manual_seed(seed)
-    width = visual.conv1.out_channels
+    width = host.blocks[0].weights['norm1'][0].shape[0]
 
     def rand(*shape, mean=0.):
         return mean + 0.2 * torch.randn(shape, generator=generator)
@@ -127,12 +171,18 @@ def lift_plus_tuner(visual, methods, seed=0):
                 f'{prefix}.down.weight': rand(RANK, width), f'{prefix}.down.bias': rand(RANK),
                 f'{prefix}.up.weight': rand(width, RANK), f'{prefix}.up.bias': rand(width)}
 
+    def lift_plus_mask(tensor):
+        # The first int(n * ratio) of a permutation of the n entries, drawn by a generator seeded with aft_seed
+        # for this tensor alone.
+        chosen = torch.randperm(tensor.numel(), generator=torch.Generator().manual_seed(AFT_SEED))
+        mask = torch.zeros(tensor.numel(), dtype=torch.bool)
+        mask[chosen[:int(tensor.numel() * AFT_RATIO)]] = True
+        return mask.view(tensor.shape)
+
     tuner = {}
     for method, layers in methods.items():
         for index in layers:
-            block = visual.transformer.resblocks[index]
-            host = dict(norm1=block.ln_1, attn_in_proj=None, attn_out_proj=block.attn.out_proj, norm2=block.ln_2,
-                        mlp_in_proj=block.mlp.c_fc, mlp_out_proj=block.mlp.c_proj)
+            weights = host.blocks[index].weights
             entries = {}
             if method == 'adaptformer':
                 entries = {**bottleneck('adaptformer'), 'adaptformer.scale': rand(mean=1.)}
@@ -149,41 +199,40 @@ def lift_plus_tuner(visual, methods, seed=0):
             elif method == 'pt':
                 entries = {'prompt': rand(PROMPTS, width)}
             elif method.startswith('aft_'):
-                # LIFT+'s masks: the first int(n * ratio) of a permutation of each tensor's n entries, drawn by a
-                # generator seeded with aft_seed for that tensor alone.
                 groups = dict(aft_all=('attn', 'mlp'), aft_attn=('attn', ), aft_mlp=('mlp', ))[method]
-                linears = dict(attn_in_proj=(block.attn.in_proj_weight, block.attn.in_proj_bias),
-                               attn_out_proj=(block.attn.out_proj.weight, block.attn.out_proj.bias),
-                               mlp_in_proj=(block.mlp.c_fc.weight, block.mlp.c_fc.bias),
-                               mlp_out_proj=(block.mlp.c_proj.weight, block.mlp.c_proj.bias))
-                for name, tensors in linears.items():
-                    group, proj = name.split('_', 1)
+                for name, tensors in weights.items():
+                    group, _, proj = name.partition('_')
                     for param, tensor in zip(('weight', 'bias'), tensors):
-                        if group not in groups:
-                            continue
-                        chosen = torch.randperm(tensor.numel(), generator=torch.Generator().manual_seed(AFT_SEED))
-                        mask = torch.zeros(tensor.numel(), dtype=torch.bool)
-                        mask[chosen[:int(tensor.numel() * AFT_RATIO)]] = True
-                        mask = mask.view(tensor.shape)
-                        entries[f'{group}.aft.{proj}.masked_{param}.mask'] = mask
-                        entries[f'{group}.aft.{proj}.masked_{param}.optimized_params'] = (
-                            tensor.detach()[mask] + rand(int(mask.sum())))
+                        if group in groups:
+                            mask = lift_plus_mask(tensor)
+                            entries[f'{group}.aft.{proj}.masked_{param}.mask'] = mask
+                            entries[f'{group}.aft.{proj}.masked_{param}.optimized_params'] = (
+                                tensor.detach()[mask] + rand(int(mask.sum())))
             elif method in ('fft', 'bitfit'):
-                for name, module in host.items():
-                    for param in ('weight', 'bias') if method == 'fft' else ('bias', ):
-                        value = getattr(block.attn, f'in_proj_{param}') if module is None else getattr(module, param)
-                        entries[f'{name}_{param}'] = value.detach() + rand(*value.shape)
+                for name, tensors in weights.items():
+                    for param, tensor in zip(('weight', 'bias'), tensors):
+                        if method == 'fft' or param == 'bias':
+                            entries[f'{name}_{param}'] = tensor.detach() + rand(*tensor.shape)
             tuner.update({f'image_encoder.blocks.{index}.{key}': value for key, value in entries.items()})
     tuner['classifier.weight'] = rand(NUM_CLASSES, width)
     return tuner
 
 
-def build_vit_classifier(clip_file, light_modules):
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip_file,
-                      light_modules=light_modules, num_classes=NUM_CLASSES),
-        head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=64, scale=SCALE))).eval()
+# A two-block timm ViT of LIFT+'s ImageNet-21k layout (no LayerScale), as wide as the tiny CLIP.
+TIMM_VIT = dict(model_name='vit_tiny_patch16_224', img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=2)
+
+
+@pytest.fixture(scope='module')
+def vits(clip, tmp_path_factory):
+    """By LIFT+ backbone, the pre-trained ViT as LIFT+'s forward sees it and the lift_mm backbone config."""
+    cfg = dict(TIMM_VIT)
+    torch.manual_seed(4)
+    vit = timm.create_model(cfg.pop('model_name'), **cfg).eval()
+    vit_file = str(tmp_path_factory.mktemp('timm') / 'vit.pth')
+    torch.save(vit.state_dict(), vit_file)
+    return dict(clip=(clip_host(clip[0].visual), dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(),
+                                                      pretrained=clip[1])),
+                timm=(timm_host(vit), dict(type='TimmVisionTransformer', pretrained=vit_file, **TIMM_VIT)))
 
 
 LIFT_PLUS_CASES = {
@@ -197,25 +246,29 @@ LIFT_PLUS_CASES = {
     'composed': dict(lora=(0, 1), ssf=(0, 1), adapter=(0, 1), adaptformer=(0, 1)),
     'aft_all': dict(aft_all=(0, 1)),
     'aft_mlp_last_block': dict(aft_mlp=(1, )),
+    'composed_with_prompts': dict(pt=(0, 1), lora=(0, 1), adaptformer=(0, 1)),
 }
+TIMM_CASES = ('composed_with_prompts', 'full_last_block')
 
 
-@pytest.mark.parametrize('case', sorted(LIFT_PLUS_CASES))
-def test_lift_plus_checkpoints_give_the_reference_logits(scripts, clip, tmp_path, case):
-    model, clip_file = clip
-    visual = model.visual
-    tuner = lift_plus_tuner(visual, LIFT_PLUS_CASES[case])
+@pytest.mark.parametrize('backbone,case', [('clip', case) for case in sorted(LIFT_PLUS_CASES)
+                                           if case not in TIMM_CASES] + [('timm', case) for case in TIMM_CASES])
+def test_lift_plus_checkpoints_give_the_reference_logits(scripts, vits, tmp_path, backbone, case):
+    host, backbone_cfg = vits[backbone]
+    tuner = lift_plus_tuner(host, LIFT_PLUS_CASES[case])
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     # Names in an order other than sorted: category id i is the class lift_mm numbers i.
     names = ['Vulpes', 'Anas', 'Quercus', 'Bufo', 'Iris']
     categories = tmp_path / 'categories.json'
     categories.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate(names)]))
     with torch.no_grad():
-        expected = lift_plus_logits(visual, tuner, images)
-        frozen = lift_plus_logits(visual, {'classifier.weight': tuner['classifier.weight']}, images)
-        state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), aft_seed=AFT_SEED)
+        expected = lift_plus_logits(host, tuner, images)
+        frozen = lift_plus_logits(host, {'classifier.weight': tuner['classifier.weight']}, images)
+        state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), AFT_SEED, backbone)
         scripts['common'].reorder_classes(state_dict, str(categories))
-        converted = build_vit_classifier(clip_file, light_modules)
+        converted = MODELS.build(dict(
+            type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=light_modules, num_classes=NUM_CLASSES),
+            head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=64, scale=SCALE))).eval()
         converted.load_state_dict(state_dict, strict=True)
         logits = converted(images, mode='tensor')
     assert not torch.allclose(expected, frozen, atol=1e-3), 'the random tuner must change the logits'
@@ -303,7 +356,7 @@ def test_lift_resnet_lists_tell_rn50_from_rn101(scripts):
 
 def test_lift_plus_converter_runs_without_lift_mm(clip, tmp_path):
     # As mmpretrain's converters: the script (and the module it shares) run where lift_mm cannot be imported.
-    tuner = lift_plus_tuner(clip[0].visual, dict(adaptformer=(0, 1)))
+    tuner = lift_plus_tuner(clip_host(clip[0].visual), dict(adaptformer=(0, 1)))
     src, dst, categories = tmp_path / 'checkpoint.pth.tar', tmp_path / 'converted.pth', tmp_path / 'categories.json'
     torch.save(dict(tuner=tuner), src)
     categories.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate('edcab')]))
@@ -325,7 +378,7 @@ def write_categories(path, names):
 
 
 def test_aft_masks_must_be_the_seeds(scripts, clip):
-    tuner = lift_plus_tuner(clip[0].visual, dict(aft_attn=(0, )))
+    tuner = lift_plus_tuner(clip_host(clip[0].visual), dict(aft_attn=(0, )))
     with pytest.raises(ValueError, match=rf"blocks\.0\.attn\.aft\.in_proj\.masked_weight\.mask is not LIFT\+'s mask "
                        rf"for aft_seed={AFT_SEED + 1}: pass the run's `aft_seed` with --aft-seed"):
         scripts['plus'].convert_lift_plus(dict(tuner=tuner), aft_seed=AFT_SEED + 1)
