@@ -338,6 +338,82 @@ def test_lift_resnet_checkpoints_give_the_reference_logits(scripts, resnet_clip,
         torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
 
 
+# A ResNet-50 layout of timm's with one bottleneck per stage and narrow channels (output width 4 * 32).
+TIMM_RESNET = dict(model_name='resnet50', layers=(1, 1, 1, 1), channels=(4, 8, 16, 32), stem_width=8)
+
+
+@pytest.fixture(scope='module')
+def timm_resnet(tmp_path_factory):
+    cfg = dict(TIMM_RESNET)
+    torch.manual_seed(5)
+    model = timm.create_model(cfg.pop('model_name'), **cfg).eval()
+    path = str(tmp_path_factory.mktemp('timm_rn') / 'resnet.pth')
+    torch.save(model.state_dict(), path)
+    return model, path
+
+
+def lift_plus_resnet_tuner(model, options, seed=0):
+    """LIFT+'s ResNet tuner for ``options`` with random tensors, and the ResNet it describes.
+
+    LIFT+ lists the bottlenecks of the four stages in a row; ``fft`` holds each one's parameters, ``bitfit`` its
+    biases, ``bn`` its BatchNorm layers, under the name inside the bottleneck with dots as underscores; ``ssf``
+    scales and shifts the pooled feature.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tuned = copy.deepcopy(model)
+    tuner = {}
+    bottlenecks = [block for stage in (tuned.layer1, tuned.layer2, tuned.layer3, tuned.layer4) for block in stage]
+    with torch.no_grad():
+        for index, block in enumerate(bottlenecks):
+            prefix = f'image_encoder.blocks.{index}_'
+            for name, param in block.named_parameters():
+                if 'fft' in options or ('bitfit' in options and name.endswith('bias')):
+                    param.add_(0.2 * torch.randn(param.shape, generator=generator))
+                    tuner[prefix + name.replace('.', '_')] = param.detach().clone()
+            for name, norm in block.named_modules():
+                if 'bn' in options and isinstance(norm, torch.nn.BatchNorm2d):
+                    for tensor in (norm.weight, norm.bias, norm.running_mean):
+                        tensor.add_(0.2 * torch.randn(tensor.shape, generator=generator))
+                    norm.running_var.uniform_(0.5, 1.5, generator=generator)
+                    tuner.update({f'{prefix}{name.replace(".", "_")}.{key}': value.clone()
+                                  for key, value in norm.state_dict().items()})
+    return tuner, tuned
+
+
+@pytest.mark.parametrize('backbone,options', [('timm', ('fft', )), ('timm', ('bn', 'ssf')), ('clip', ('bitfit', ))])
+def test_lift_plus_resnet_checkpoints_give_the_reference_logits(scripts, timm_resnet, resnet_clip, backbone, options):
+    if backbone == 'timm':
+        model, path = timm_resnet
+        features = lambda net, images: net.forward_head(net.forward_features(images), pre_logits=True)  # noqa: E731
+        backbone_cfg = dict(type='TimmResNet', pretrained=path, **TIMM_RESNET)
+    else:
+        model, path = resnet_clip[0].visual, resnet_clip[1]
+        features = lambda net, images: net(images)  # noqa: E731
+        backbone_cfg = dict(type='CLIPResNet', arch=tiny_resnet_arch(), pretrained=path)
+    tuner, tuned = lift_plus_resnet_tuner(model, options)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        feature = features(tuned, images)
+    width = feature.shape[1]
+    generator = torch.Generator().manual_seed(2)
+    tuner['classifier.weight'] = torch.randn(NUM_CLASSES, width, generator=generator)
+    if 'ssf' in options:
+        tuner['image_encoder.ssf.scale'] = 1 + 0.2 * torch.randn(width, generator=generator)
+        tuner['image_encoder.ssf.shift'] = 0.2 * torch.randn(width, generator=generator)
+        feature = feature * tuner['image_encoder.ssf.scale'] + tuner['image_encoder.ssf.shift']
+    expected = cosine_logits(feature, tuner['classifier.weight'])
+    state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), backbone=backbone,
+                                                                  resnet_layers=(1, 1, 1, 1))
+    converted = MODELS.build(dict(
+        type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=light_modules),
+        head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=width, scale=SCALE))).eval()
+    converted.load_state_dict(state_dict, strict=True)
+    with torch.no_grad():
+        assert not torch.allclose(expected, cosine_logits(features(model, images), tuner['classifier.weight']),
+                                  atol=1e-3)
+        torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
+
+
 def test_lift_resnet_lists_tell_rn50_from_rn101(scripts):
     # RN50 (3, 4, 6, 3 blocks) has 59 biases: 3 in the stem, 3 per block, 1 per downsampling, 4 in the pooling.
     head = dict(weight=torch.zeros(NUM_CLASSES, 1024))
@@ -404,6 +480,16 @@ CONVERSION_ERRORS = {
                           ValueError, r'VPTDeep is in blocks \[0, 2\], which are not consecutive'),
     'ResNet of unknown depth': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(7)}, head={}),
                                 ValueError, r"\{'bias_list': 7\} entries, which fit none of .*'RN50'.*--resnet-layers"),
+    'LIFT+ ResNet of unknown depth': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}_bn1_bias'
+                                                                     for i in range(5))),
+                                      ValueError, r'bottlenecks 0 to 4, which is not a ResNet of .*--resnet-layers'),
+    'LIFT+ ResNet bias tuning in part': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}_bn1_bias'
+                                                                        for i in range(16))), KeyError,
+                                         r"16 tensors .* BitFit, which needs 52: \['layer1\.0\.bn2\.bias'"),
+    'LIFT+ ResNet key of no bottleneck': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}_bn1_bias'
+                                                                         for i in range(16)),
+                                                                       'image_encoder.blocks.0_mystery_bias'),
+                                          KeyError, r"\['layer1\.0\.mystery\.bias'\] are not in a bottleneck"),
     'ResNet list with a hole': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(60) if i != 3},
                                              head={}), KeyError, r'entries of bias_list are not numbered 0 to 58'),
 }

@@ -16,15 +16,35 @@ import torch
 # Where CLIPVisionTransformer keeps block i: its light modules under ``.light_modules.<kind>``, the host weights a
 # kind trains in place under ``.block``.
 CLIP_VIT_BLOCK_PREFIX = 'backbone.visual.transformer.resblocks'
-# Where CLIPResNet keeps the ResNet's weights and its light modules.
+# Where CLIPResNet keeps the ResNet's weights, and where ResNet backbones (CLIPResNet, TimmResNet) keep their light
+# modules.
 CLIP_RESNET_PREFIX = 'backbone.visual'
-CLIP_RESNET_LIGHT_MODULES = 'backbone.light_modules'
+RESNET_LIGHT_MODULES = 'backbone.light_modules'
+# Blocks per stage of the ResNets LIFT (CLIP's RN50, RN101) and LIFT+ (also timm's resnet152) use, by depth.
+RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# The residual stages of a ResNet, where LIFT+ tunes weights in place.
+RESNET_STAGES = ['layer1', 'layer2', 'layer3', 'layer4']
 # The keys of a converted classifier whose rows are classes.
 HEAD_ROW_KEYS = ('head.weight', 'head.bias')
 INATURALIST_2018_CLASSES = 8142
 
 # A converter: (the loaded checkpoint, the parsed arguments) -> (lift_mm state dict, light_modules config).
 Converter = Callable[[Dict, argparse.Namespace], Tuple[OrderedDict, List[dict]]]
+
+
+def bottleneck_parameters(stage: int, block: int) -> List[str]:
+    """The parameter names of a ResNet bottleneck (CLIP's and timm's alike: three convolutions without bias, each
+    followed by a BatchNorm, and in the first block of a stage the downsampling branch's convolution and
+    BatchNorm), in module order, prefixed with its place ``layer<stage>.<block>``."""
+    names = [name for i in (1, 2, 3) for name in (f'conv{i}.weight', f'bn{i}.weight', f'bn{i}.bias')]
+    if block == 0:
+        names += ['downsample.0.weight', 'downsample.1.weight', 'downsample.1.bias']
+    return [f'layer{stage}.{block}.{name}' for name in names]
+
+
+def resnet_blocks(layers: Sequence[int]) -> List[Tuple[int, int]]:
+    """``(stage, block)`` of each bottleneck of a ResNet with ``layers`` blocks per stage, in order."""
+    return [(stage, block) for stage, blocks in enumerate(layers, 1) for block in range(blocks)]
 
 
 def _read_categories(path: str) -> List[str]:

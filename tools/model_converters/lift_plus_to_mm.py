@@ -21,15 +21,22 @@ import os.path as osp
 import re
 import sys
 from collections import OrderedDict
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 # The code shared with lift_to_mm.py sits beside this script, which may run from anywhere.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from lift_checkpoints import CLIP_VIT_BLOCK_PREFIX, run_converter  # noqa: E402
+from lift_checkpoints import (CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX, RESNET_LAYERS,  # noqa: E402
+                              RESNET_LIGHT_MODULES, RESNET_STAGES, bottleneck_parameters, resnet_blocks, run_converter)
 
 BLOCK_KEY = re.compile(r'image_encoder\.blocks\.(\d+)\.(.+)')
+# LIFT+'s ResNet tuner: the weights of bottleneck i of all stages in a row (``0_conv1_weight``), its BatchNorm
+# layers (``0_bn1.running_mean``) and the SSF of the pooled feature.
+RESNET_KEY = re.compile(r'image_encoder\.blocks\.(\d+)_([^.]+)(?:\.(\w+))?|image_encoder\.ssf\.(scale|shift)')
+# Where lift_mm's ResNet backbones (CLIPResNet, TimmResNet) keep the ResNet.
+RESNET_PREFIXES = dict(clip=CLIP_RESNET_PREFIX, timm='backbone.timm_model')
+BATCH_NORM_STATE = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 # LIFT+'s names of a block's own weights (its PEFT_Block's parameter names, dots written as underscores), without
 # the ``weight`` / ``bias`` ending, and where open_clip's block keeps them.
 CLIP_HOST_WEIGHTS = dict(norm1='ln_1.', attn_in_proj='attn.in_proj_', attn_out_proj='attn.out_proj.', norm2='ln_2.',
@@ -168,15 +175,90 @@ def _convert_aft(found: Dict[int, Dict[Tuple[str, ...], torch.Tensor]], state_di
     return dict(type='SparseTuning', masks='lift_plus', ratio=_aft_ratio(masks), seed=seed, linears=linears)
 
 
-def convert_lift_plus(checkpoint: Dict, aft_seed: int = 0, backbone: str = 'clip') -> Tuple[OrderedDict, List[dict]]:
+def convert_lift_plus_resnet(tuner: Dict, backbone: str = 'clip',
+                             layers: Optional[Sequence[int]] = None) -> Tuple[OrderedDict, List[dict]]:
+    """Map LIFT+'s ResNet tuner to the keys of lift_mm's ResNet backbone.
+
+    LIFT+ numbers the bottlenecks of the four stages in a row and tunes only theirs: its bias tuning (``bitfit``),
+    full tuning (``fft``) and BatchNorm tuning are lift_mm's ``BitFit``, ``FullFineTuning`` and
+    ``BatchNormTuning`` ``within`` the stages ``layer1`` to ``layer4``; its SSF is ``SSFOutput``.
+
+    Args:
+        tuner (dict): The ``tuner`` state dict of a LIFT+ ResNet checkpoint, without the classifier.
+        backbone (str): ``'clip'`` (``CLIPResNet``) or ``'timm'`` (``TimmResNet``). Defaults to ``'clip'``.
+        layers (Sequence[int], optional): Blocks per stage; None finds ResNet-50, -101 or -152 from the number of
+            bottlenecks. Defaults to None.
+
+    Returns:
+        tuple: The backbone's state dict and its ``light_modules`` config.
+    """
+    state_dict, kinds = OrderedDict(), {}
+    params: Dict[Tuple[int, str], torch.Tensor] = {}
+    norms: Dict[Tuple[int, str], torch.Tensor] = {}
+    for key, value in tuner.items():
+        match = RESNET_KEY.fullmatch(key)
+        if not match:
+            raise KeyError(f'Cannot map the LIFT+ tuner key {key!r} of a ResNet checkpoint: LIFT+ tunes the weights '
+                           'and BatchNorms of the bottlenecks (bitfit, fft, BatchNorm tuning) and the SSF of the '
+                           'pooled feature.')
+        if match[4]:
+            state_dict[f'{RESNET_LIGHT_MODULES}.SSFOutput.ssf.{match[4]}'] = value
+            kinds['SSFOutput'] = dict(type='SSFOutput')
+            continue
+        # Module names inside a bottleneck (conv1, bn1, downsample.0, ...) hold no underscore.
+        name = match[2].replace('_', '.')
+        (norms if match[3] else params)[int(match[1]), f'{name}.{match[3]}' if match[3] else name] = value
+    num_blocks = max([block + 1 for block, _ in [*params, *norms]], default=0)
+    if num_blocks:
+        known = {sum(arch): arch for arch in RESNET_LAYERS.values()}
+        layers = layers or known.get(num_blocks)
+        if not layers or sum(layers) != num_blocks:
+            raise ValueError(f'The tuner holds bottlenecks 0 to {num_blocks - 1}, which is not a ResNet of '
+                             f'{sorted(RESNET_LAYERS.items())} (depth, blocks per stage): give the blocks per '
+                             'stage of its ResNet (--resnet-layers).')
+    places = resnet_blocks(layers) if num_blocks else []
+    prefix = RESNET_PREFIXES[backbone]
+    parameters = [name for stage, index in places for name in bottleneck_parameters(stage, index)]
+    # A bottleneck's BatchNorms are the layers that hold its biases.
+    norm_layers = [name[:-len('.bias')] for name in parameters if name.endswith('.bias')]
+    full = any(not name.endswith('bias') for _, name in params)
+    tuned = [name for name in parameters if full or name.endswith('bias')]
+    norm_state = [f'{layer}.{state}' for layer in norm_layers for state in BATCH_NORM_STATE]
+    for found, kind, expected in ((params, 'FullFineTuning' if full else 'BitFit', tuned),
+                                  (norms, 'BatchNormTuning', norm_state)):
+        if not found:
+            continue
+        given = {}
+        for (block, name), value in found.items():
+            stage, index = places[block]
+            given[f'layer{stage}.{index}.{name}'] = value
+        unknown = sorted(set(given) - set(expected))
+        missing = [name for name in expected if name not in given]
+        if unknown or missing:
+            problem = (f'{unknown[:5]} are not in a bottleneck' if unknown else
+                       f'{missing[:5]} are missing; the checkpoint is incomplete')
+            raise KeyError(f"LIFT+'s tuner holds {len(given)} tensors of the bottlenecks for lift_mm's {kind}, which "
+                           f'needs {len(expected)}: {problem}.')
+        state_dict.update((f'{prefix}.{name}', value) for name, value in given.items())
+        kinds[kind] = dict(type=kind, within=RESNET_STAGES)
+    return state_dict, list(kinds.values())
+
+
+def convert_lift_plus(checkpoint: Dict,
+                      aft_seed: int = 0,
+                      backbone: str = 'clip',
+                      resnet_layers: Optional[Sequence[int]] = None) -> Tuple[OrderedDict, List[dict]]:
     """Rename a LIFT+ checkpoint's tensors to lift_mm's.
 
     Args:
         checkpoint (dict): What LIFT+'s ``Trainer.save_model`` writes: ``{'tuner': state_dict}``.
         aft_seed (int): LIFT+'s ``aft_seed`` of an arbitrary fine-tuning run, checked against its masks.
             Defaults to 0 (LIFT+'s default).
-        backbone (str): ``'clip'`` for a CLIP ViT (lift_mm's ``CLIPVisionTransformer``) or ``'timm'`` for an
-            ImageNet-21k timm ViT (``TimmVisionTransformer``). Defaults to ``'clip'``.
+        backbone (str): ``'clip'`` for a CLIP ViT or ResNet (lift_mm's ``CLIPVisionTransformer``,
+            ``CLIPResNet``) or ``'timm'`` for LIFT+'s timm ViTs and ResNets (``TimmVisionTransformer``,
+            ``TimmResNet``). Defaults to ``'clip'``.
+        resnet_layers (Sequence[int], optional): Blocks per stage of a ResNet checkpoint, see
+            :func:`convert_lift_plus_resnet`. Defaults to None.
 
     Returns:
         tuple: The lift_mm state dict (light modules, tuned host weights, head) and the ``light_modules`` config
@@ -192,12 +274,23 @@ def convert_lift_plus(checkpoint: Dict, aft_seed: int = 0, backbone: str = 'clip
     if 'tuner' not in checkpoint:
         raise KeyError(f"Not a LIFT+ checkpoint: it has {sorted(checkpoint)} but no 'tuner' (expected the dict "
                        "that LIFT+'s Trainer.save_model writes).")
-    state_dict, blocks, unmapped = OrderedDict(), {}, []
+    tuner = checkpoint['tuner']
+    head = OrderedDict((f'head.{key.split(".")[1]}', value) for key, value in tuner.items()
+                       if key in ('classifier.weight', 'classifier.bias'))
+    if not head:
+        raise KeyError("The LIFT+ checkpoint has no 'classifier.weight': convert a run trained with a classifier "
+                       '(LIFT+\'s `classifier` option, e.g. CosineClassifier).')
+    if any(RESNET_KEY.fullmatch(key) for key in tuner):
+        state_dict, configs = convert_lift_plus_resnet(
+            {key: value for key, value in tuner.items() if not key.startswith('classifier.')}, backbone,
+            resnet_layers)
+        state_dict.update(head)
+        return state_dict, configs
+    state_dict, blocks, unmapped = head, {}, []
     host: Dict[int, Dict[str, torch.Tensor]] = {}
     aft: Dict[int, Dict[Tuple[str, ...], torch.Tensor]] = {}
-    for key, value in checkpoint['tuner'].items():
+    for key, value in tuner.items():
         if key in ('classifier.weight', 'classifier.bias'):
-            state_dict[f'head.{key.split(".")[1]}'] = value
             continue
         block_match = BLOCK_KEY.fullmatch(key)
         if not block_match:
@@ -228,9 +321,6 @@ def convert_lift_plus(checkpoint: Dict, aft_seed: int = 0, backbone: str = 'clip
             'prompt tuning, arbitrary (aft), full and bias tuning' +
             (f"; {sorted({key.split('.')[0] for key in other})} belong to text-side or zero-shot methods, which "
              'need the text encoder' if other else '') + '.')
-    if 'head.weight' not in state_dict:
-        raise KeyError("The LIFT+ checkpoint has no 'classifier.weight': convert a run trained with a classifier "
-                       '(LIFT+\'s `classifier` option, e.g. CosineClassifier).')
     for block, found in sorted(host.items()):
         kind = _host_weights(block, found, state_dict, backbone)
         blocks.setdefault(kind, []).append(block)
@@ -246,10 +336,12 @@ def main() -> None:
     parser.add_argument('--aft-seed', type=int, default=0,
                         help="LIFT+'s aft_seed of an arbitrary fine-tuning run (default 0, LIFT+'s)")
     parser.add_argument('--backbone', choices=sorted(BACKBONES), default='clip',
-                        help='clip: a CLIP ViT (CLIPVisionTransformer); timm: an ImageNet-21k timm ViT '
-                        '(TimmVisionTransformer) (default clip)')
-    run_converter(lambda checkpoint, args: convert_lift_plus(checkpoint, args.aft_seed, args.backbone), parser,
-                  'LIFT+ checkpoint')
+                        help='clip: a CLIP ViT or ResNet (CLIPVisionTransformer, CLIPResNet); timm: a timm ViT or '
+                        'ResNet (TimmVisionTransformer, TimmResNet) (default clip)')
+    parser.add_argument('--resnet-layers', type=int, nargs=4, metavar='N',
+                        help='blocks per stage of a ResNet checkpoint of none of ResNet-50, -101, -152')
+    run_converter(lambda checkpoint, args: convert_lift_plus(checkpoint, args.aft_seed, args.backbone,
+                                                             args.resnet_layers), parser, 'LIFT+ checkpoint')
     print("LIFT+'s default classifier is lift_mm's CosineClsHead with scale=25 (classifier_scale).")
 
 

@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 # The code shared with lift_plus_to_mm.py sits beside this script, which may run from anywhere.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from lift_checkpoints import (CLIP_RESNET_LIGHT_MODULES, CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX,  # noqa: E402
-                              run_converter)
+from lift_checkpoints import (CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX, RESNET_LAYERS,  # noqa: E402
+                              RESNET_LIGHT_MODULES, bottleneck_parameters, resnet_blocks, run_converter)
 
 BLOCK_PREFIX = CLIP_VIT_BLOCK_PREFIX
 # Biases of a CLIP block in the order the reference's bias list enumerates them (OpenAI's module order).
@@ -29,7 +29,7 @@ REFERENCE_SPARSE_SITES = dict(attn_in='qkv', attn_out='attn_out', mlp_in='mlp_in
 REFERENCE_SSF_SITES = dict(attn_in='qkv', attn_out='attn_out', mlp_in='mlp_in', mlp_out='mlp_out', ln_1='ln_1',
                            ln_2='ln_2')
 # LIFT's CLIP ResNets by their blocks per stage. The tuner lists of the two differ in length, which tells them apart.
-REFERENCE_RESNETS = {'RN50': (3, 4, 6, 3), 'RN101': (3, 4, 23, 3)}
+REFERENCE_RESNETS = {'RN50': RESNET_LAYERS[50], 'RN101': RESNET_LAYERS[101]}
 # The reference's ResNet tuner: list name -> (the lift_mm kind, the tensors of the ResNet the list holds).
 REFERENCE_RESNET_LISTS = dict(full_list='FullFineTuning', bias_list='BitFit', bn_list='BatchNormTuning')
 
@@ -67,16 +67,11 @@ def _host_key(key: str, first_tuned_block: int) -> str:
 
 def clip_resnet_parameters(layers: Sequence[int]) -> List[str]:
     """The parameter names of a CLIP ResNet with ``layers`` blocks per stage, in module order (OpenAI's and
-    open_clip's alike): the three-convolution stem, the bottlenecks (the first of each stage with its downsampling
-    branch) and the attention pooling."""
-    conv_bn = [name for i in (1, 2, 3) for name in (f'conv{i}.weight', f'bn{i}.weight', f'bn{i}.bias')]
-    names = list(conv_bn)
-    for stage, blocks in enumerate(layers, 1):
-        for block in range(blocks):
-            downsample = ['downsample.0.weight', 'downsample.1.weight', 'downsample.1.bias'] if block == 0 else []
-            names += [f'layer{stage}.{block}.{name}' for name in conv_bn + downsample]
+    open_clip's alike): the three-convolution stem, the bottlenecks and the attention pooling."""
+    stem = [name for i in (1, 2, 3) for name in (f'conv{i}.weight', f'bn{i}.weight', f'bn{i}.bias')]
+    blocks = [name for stage, block in resnet_blocks(layers) for name in bottleneck_parameters(stage, block)]
     pooling = [f'attnpool.{proj}_proj.{p}' for proj in 'kqvc' for p in ('weight', 'bias')]
-    return names + ['attnpool.positional_embedding'] + pooling
+    return stem + blocks + ['attnpool.positional_embedding'] + pooling
 
 
 def _resnet_list_targets(layers: Sequence[int]) -> Dict[str, List[str]]:
@@ -120,7 +115,7 @@ def convert_lift_resnet(tuner: Dict, layers: Optional[Sequence[int]] = None) -> 
             name, index = match[1] or match[3], int(match[2] or match[4])
             entries.setdefault(name, {}).setdefault(index, []).append((key, match[5] or ''))
         elif match := re.fullmatch(r'ssf_attn\.(scale|shift)', key):
-            state_dict[f'{CLIP_RESNET_LIGHT_MODULES}.SSFOutput.ssf.{match[1]}'] = tuner[key]
+            state_dict[f'{RESNET_LIGHT_MODULES}.SSFOutput.ssf.{match[1]}'] = tuner[key]
             kinds += [] if 'SSFOutput' in kinds else ['SSFOutput']
         else:
             unmapped.append(key)
