@@ -519,3 +519,15 @@ def test_class_order_needs_a_fitting_categories_file(scripts, tmp_path):
     (tmp_path / 'bad.json').write_text(json.dumps([dict(id=0, name='a'), dict(id=0, name='b')]))
     with pytest.raises(ValueError, match=r'bad\.json, entry 1: expected .* "id" in \[0, 2\) used once'):
         reorder({'head.weight': torch.zeros(2, 2)}, str(tmp_path / 'bad.json'))
+
+
+@pytest.mark.parametrize('kind,saves_statistics', [('BitFit', False), ('FullFineTuning', False),
+                                                   ('BatchNormTuning', True)])
+def test_resnet_checkpoints_hold_batchnorm_statistics_only_when_they_train(resnet_clip, kind, saves_statistics):
+    # BitFit and full tuning train BatchNorm weights but run the layers in eval mode, with CLIP's statistics (as
+    # LIFT and LIFT+ do), so converted checkpoints, which lack the statistics, load strictly.
+    backbone = MODELS.build(dict(type='CLIPResNet', arch=tiny_resnet_arch(), pretrained=resnet_clip[1],
+                                 light_modules=[kind]))
+    state = backbone.state_dict()
+    assert any(key.endswith('bn1.bias') for key in state)
+    assert any(key.endswith('running_mean') for key in state) == saves_statistics

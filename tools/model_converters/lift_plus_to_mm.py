@@ -135,7 +135,8 @@ def _aft_ratio(masks: Dict[str, torch.Tensor]) -> float:
     high = min((count + 1) / numel for count, numel in counts.values())
     ratio = (low + high) / 2
     if low >= high or not 0. < ratio <= 1. or any(int(numel * ratio) != count for count, numel in counts.values()):
-        raise ValueError(f'The arbitrary fine-tuning masks select {counts} (selected, entries) by key, which no '
+        shown = dict(list(counts.items())[:4])
+        raise ValueError(f'The arbitrary fine-tuning masks select {shown} ... (selected, entries) by key, which no '
                          'single ratio gives; the checkpoint was not written by LIFT+.')
     return ratio
 
