@@ -448,6 +448,21 @@ def test_lift_plus_converter_runs_without_lift_mm(clip, tmp_path):
     torch.testing.assert_close(state_dict['head.weight'], tuner['classifier.weight'][[4, 3, 2, 0, 1]])
 
 
+def test_lift_inaturalist_checkpoints_need_and_take_the_categories(scripts, tmp_path, monkeypatch):
+    # Category id i is named so that the sorted names run backwards: LIFT's row r is lift_mm's class 8141 - r.
+    categories = write_categories(tmp_path / 'categories.json', [f'species {8141 - i:04d}' for i in range(8142)])
+    head = torch.randn(8142, 4, generator=torch.Generator().manual_seed(0))
+    src, dst = tmp_path / 'checkpoint.pth.tar', tmp_path / 'converted.pth'
+    torch.save(dict(tuner={'vpt_list.0.prompt': torch.zeros(2, 4)}, head=dict(weight=head)), src)
+    monkeypatch.setattr(sys, 'argv', ['lift_to_mm.py', str(src), str(dst)])
+    with pytest.raises(SystemExit, match=r'checkpoint\.pth\.tar: the classifier has 8142 classes, as iNaturalist '
+                       r'2018.*--inat-categories'):
+        scripts['lift'].main()
+    monkeypatch.setattr(sys, 'argv', ['lift_to_mm.py', str(src), str(dst), '--inat-categories', categories])
+    scripts['lift'].main()
+    torch.testing.assert_close(torch.load(dst, weights_only=True)['state_dict']['head.weight'], head.flip(0))
+
+
 def write_categories(path, names):
     path.write_text(json.dumps([dict(id=i, name=name) for i, name in enumerate(names)]))
     return str(path)
