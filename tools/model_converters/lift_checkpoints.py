@@ -95,6 +95,7 @@ def inaturalist_row_order(categories_file: str, num_rows: int) -> torch.Tensor:
 
 
 def add_class_order_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say a checkpoint's class order: ``--inat-categories`` and ``--keep-class-order``."""
     parser.add_argument('--inat-categories', metavar='JSON',
                         help="iNaturalist 2018's categories.json: reorder the classifier's rows from the reference's "
                         'sorted-name order to lift_mm\'s category-id order (required for iNaturalist checkpoints)')
