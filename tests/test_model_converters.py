@@ -224,15 +224,16 @@ TIMM_VIT = dict(model_name='vit_tiny_patch16_224', img_size=32, patch_size=8, de
 
 @pytest.fixture(scope='module')
 def vits(clip, tmp_path_factory):
-    """By LIFT+ backbone, the pre-trained ViT as LIFT+'s forward sees it and the lift_mm backbone config."""
+    """By LIFT+ backbone, the pre-trained ViT as LIFT+'s forward sees it, the lift_mm backbone config and the
+    model."""
     cfg = dict(TIMM_VIT)
     torch.manual_seed(4)
     vit = timm.create_model(cfg.pop('model_name'), **cfg).eval()
     vit_file = str(tmp_path_factory.mktemp('timm') / 'vit.pth')
     torch.save(vit.state_dict(), vit_file)
     return dict(clip=(clip_host(clip[0].visual), dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(),
-                                                      pretrained=clip[1])),
-                timm=(timm_host(vit), dict(type='TimmVisionTransformer', pretrained=vit_file, **TIMM_VIT)))
+                                                      pretrained=clip[1]), clip[0].visual),
+                timm=(timm_host(vit), dict(type='TimmVisionTransformer', pretrained=vit_file, **TIMM_VIT), vit))
 
 
 LIFT_PLUS_CASES = {
@@ -254,7 +255,7 @@ TIMM_CASES = ('composed_with_prompts', 'full_last_block')
 @pytest.mark.parametrize('backbone,case', [('clip', case) for case in sorted(LIFT_PLUS_CASES)
                                            if case not in TIMM_CASES] + [('timm', case) for case in TIMM_CASES])
 def test_lift_plus_checkpoints_give_the_reference_logits(scripts, vits, tmp_path, backbone, case):
-    host, backbone_cfg = vits[backbone]
+    host, backbone_cfg, _ = vits[backbone]
     tuner = lift_plus_tuner(host, LIFT_PLUS_CASES[case])
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     # Names in an order other than sorted: category id i is the class lift_mm numbers i.
@@ -411,6 +412,47 @@ def test_lift_plus_resnet_checkpoints_give_the_reference_logits(scripts, timm_re
     with torch.no_grad():
         assert not torch.allclose(expected, cosine_logits(features(model, images), tuner['classifier.weight']),
                                   atol=1e-3)
+        torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize('options', [('bias_tuning', 'ln_tuning'), ('full_tuning_last_block', )])
+def test_lift_timm_vit_checkpoints_give_the_reference_logits(scripts, vits, options):
+    """LIFT's tuned host weights of an ImageNet-21k timm ViT: its biases (``bias_tuned``, in the blocks' module
+    order), LayerNorms (``ln_tuned``) or blocks from a first one on (``block_tuned``)."""
+    _, backbone_cfg, vit = vits['timm']
+    tuned = copy.deepcopy(vit)
+    generator = torch.Generator().manual_seed(0)
+    tuner, kinds = {}, []
+    with torch.no_grad():
+        if 'bias_tuning' in options:
+            biases = [param for name, param in tuned.blocks.named_parameters() if name.endswith('bias')]
+            for index, param in enumerate(biases):
+                param.add_(0.2 * torch.randn(param.shape, generator=generator))
+                tuner[f'bias_tuned.{index}'] = param.clone()
+            kinds.append(dict(type='BitFit'))
+        if 'ln_tuning' in options:
+            norms = [module for module in tuned.blocks.modules() if isinstance(module, torch.nn.LayerNorm)]
+            for index, norm in enumerate(norms):
+                norm.weight.add_(0.2 * torch.randn(norm.weight.shape, generator=generator))
+                tuner[f'ln_tuned.{index}.weight'], tuner[f'ln_tuned.{index}.bias'] = norm.weight.clone(), norm.bias
+            kinds.append(dict(type='LayerNormTuning'))
+        if 'full_tuning_last_block' in options:
+            for name, param in tuned.blocks[1].named_parameters():
+                param.add_(0.2 * torch.randn(param.shape, generator=generator))
+                tuner[f'block_tuned.0.{name}'] = param.clone()
+            kinds.append(dict(type='FullFineTuning', blocks=1))
+    head = torch.randn(NUM_CLASSES, 64, generator=generator)
+    images = torch.randn(2, 3, 32, 32, generator=generator)
+    state_dict, _ = scripts['lift'].convert_lift_reference(dict(tuner=tuner, head=dict(weight=head)),
+                                                           first_tuned_block=1, backbone='timm')
+    converted = MODELS.build(dict(
+        type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=kinds),
+        head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=64, scale=SCALE))).eval()
+    converted.load_state_dict(state_dict, strict=True)
+    with torch.no_grad():
+        expected = cosine_logits(tuned.forward_head(tuned.forward_features(images), pre_logits=True), head)
+        frozen = cosine_logits(vit.forward_head(vit.forward_features(images), pre_logits=True), head)
+        assert not torch.allclose(expected, frozen, atol=1e-3)
         torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
 
 

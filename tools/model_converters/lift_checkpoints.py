@@ -16,6 +16,9 @@ import torch
 # Where CLIPVisionTransformer keeps block i: its light modules under ``.light_modules.<kind>``, the host weights a
 # kind trains in place under ``.block``.
 CLIP_VIT_BLOCK_PREFIX = 'backbone.visual.transformer.resblocks'
+# The same for TimmVisionTransformer, and where TimmResNet keeps the ResNet's weights.
+TIMM_VIT_BLOCK_PREFIX = 'backbone.timm_model.blocks'
+TIMM_RESNET_PREFIX = 'backbone.timm_model'
 # Where CLIPResNet keeps the ResNet's weights, and where ResNet backbones (CLIPResNet, TimmResNet) keep their light
 # modules.
 CLIP_RESNET_PREFIX = 'backbone.visual'

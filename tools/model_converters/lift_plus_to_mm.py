@@ -28,14 +28,15 @@ import torch
 # The code shared with lift_to_mm.py sits beside this script, which may run from anywhere.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from lift_checkpoints import (CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX, RESNET_LAYERS,  # noqa: E402
-                              RESNET_LIGHT_MODULES, RESNET_STAGES, bottleneck_parameters, resnet_blocks, run_converter)
+                              RESNET_LIGHT_MODULES, RESNET_STAGES, TIMM_RESNET_PREFIX, TIMM_VIT_BLOCK_PREFIX,
+                              bottleneck_parameters, resnet_blocks, run_converter)
 
 BLOCK_KEY = re.compile(r'image_encoder\.blocks\.(\d+)\.(.+)')
 # LIFT+'s ResNet tuner: the weights of bottleneck i of all stages in a row (``0_conv1_weight``), its BatchNorm
 # layers (``0_bn1.running_mean``) and the SSF of the pooled feature.
 RESNET_KEY = re.compile(r'image_encoder\.blocks\.(\d+)_([^.]+)(?:\.(\w+))?|image_encoder\.ssf\.(scale|shift)')
 # Where lift_mm's ResNet backbones (CLIPResNet, TimmResNet) keep the ResNet.
-RESNET_PREFIXES = dict(clip=CLIP_RESNET_PREFIX, timm='backbone.timm_model')
+RESNET_PREFIXES = dict(clip=CLIP_RESNET_PREFIX, timm=TIMM_RESNET_PREFIX)
 BATCH_NORM_STATE = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 # LIFT+'s names of a block's own weights (its PEFT_Block's parameter names, dots written as underscores), without
 # the ``weight`` / ``bias`` ending, and where open_clip's block keeps them.
@@ -45,7 +46,7 @@ TIMM_HOST_WEIGHTS = dict(norm1='norm1.', attn_in_proj='attn.qkv.', attn_out_proj
                          mlp_in_proj='mlp.fc1.', mlp_out_proj='mlp.fc2.')
 # LIFT+'s ViT backbones: where the lift_mm backbone keeps block i, and the names of the block's own weights.
 BACKBONES = dict(clip=(CLIP_VIT_BLOCK_PREFIX, CLIP_HOST_WEIGHTS),
-                 timm=('backbone.timm_model.blocks', TIMM_HOST_WEIGHTS))
+                 timm=(TIMM_VIT_BLOCK_PREFIX, TIMM_HOST_WEIGHTS))
 BOTTLENECK_LAYERS = dict(norm='ln', down='down_proj', up='up_proj')
 # LIFT+'s linears (its attention's and MLP's in and out projections) by lift_mm's site names.
 LINEAR_SITES = {('attn', 'in_proj'): 'qkv', ('attn', 'out_proj'): 'attn_out', ('mlp', 'in_proj'): 'mlp_in',

@@ -2,8 +2,9 @@
 
 LIFT's ``Trainer.save_model`` writes ``{'tuner': ..., 'head': ...}``; the result is an MMEngine checkpoint of a
 classifier that holds the light modules, the host weights the reference tunes in place and the head: a
-``CLIPVisionTransformer`` one for ViT checkpoints, a ``CLIPResNet`` one for the ResNet options (``full_tuning``,
-``bias_tuning``, ``bn_tuning``, ``ssf_attn`` on RN50 / RN101). Load it with a lift_mm config that injects the same
+``CLIPVisionTransformer`` one for ViT checkpoints (``--backbone timm``: a ``TimmVisionTransformer`` one, for LIFT's
+ImageNet-21k ViTs), a ``CLIPResNet`` one for the ResNet options (``full_tuning``, ``bias_tuning``, ``bn_tuning``,
+``ssf_attn`` on RN50 / RN101). Load it with a lift_mm config that injects the same
 light module kinds (printed at the end) into the same CLIP weights, e.g. ``tools/test.py CONFIG DST``. An
 iNaturalist 2018 checkpoint needs the dataset's ``categories.json`` (``--inat-categories``): LIFT numbers its
 classes in sorted order of their names, lift_mm by category id. Like mmpretrain's converters, this script needs
@@ -19,12 +20,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # The code shared with lift_plus_to_mm.py sits beside this script, which may run from anywhere.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from lift_checkpoints import (CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX, RESNET_LAYERS,  # noqa: E402
-                              RESNET_LIGHT_MODULES, bottleneck_parameters, resnet_blocks, run_converter)
+                              RESNET_LIGHT_MODULES, TIMM_VIT_BLOCK_PREFIX, bottleneck_parameters, resnet_blocks,
+                              run_converter)
 
-BLOCK_PREFIX = CLIP_VIT_BLOCK_PREFIX
-# Biases of a CLIP block in the order the reference's bias list enumerates them (OpenAI's module order).
-REFERENCE_BLOCK_BIASES = ('attn.in_proj_bias', 'attn.out_proj.bias', 'ln_1.bias', 'mlp.c_fc.bias',
-                          'mlp.c_proj.bias', 'ln_2.bias')
+# By backbone (CLIP ViTs, ImageNet-21k timm ViTs): where lift_mm keeps block i, the biases of a block in the order
+# the reference's bias list enumerates them (the host's module order) and its two LayerNorms.
+VIT_BLOCK_PREFIXES = dict(clip=CLIP_VIT_BLOCK_PREFIX, timm=TIMM_VIT_BLOCK_PREFIX)
+REFERENCE_BLOCK_BIASES = dict(
+    clip=('attn.in_proj_bias', 'attn.out_proj.bias', 'ln_1.bias', 'mlp.c_fc.bias', 'mlp.c_proj.bias', 'ln_2.bias'),
+    timm=('norm1.bias', 'attn.qkv.bias', 'attn.proj.bias', 'norm2.bias', 'mlp.fc1.bias', 'mlp.fc2.bias'))
+BLOCK_LAYER_NORMS = dict(clip=('ln_1', 'ln_2'), timm=('norm1', 'norm2'))
 REFERENCE_SPARSE_SITES = dict(attn_in='qkv', attn_out='attn_out', mlp_in='mlp_in', mlp_out='mlp_out')
 REFERENCE_SSF_SITES = dict(attn_in='qkv', attn_out='attn_out', mlp_in='mlp_in', mlp_out='mlp_out', ln_1='ln_1',
                            ln_2='ln_2')
@@ -52,16 +57,17 @@ _LIGHT_MODULE_RULES: List[Tuple[str, str, object]] = [
 ]
 
 
-def _host_key(key: str, first_tuned_block: int) -> str:
+def _host_key(key: str, first_tuned_block: int, backbone: str) -> str:
     """Keys of host weights the reference trains in place: full, bias and LayerNorm tuning."""
+    prefix, biases = VIT_BLOCK_PREFIXES[backbone], REFERENCE_BLOCK_BIASES[backbone]
     if match := re.fullmatch(r'block_tuned\.(\d+)\.(.+)', key):
-        return f'{BLOCK_PREFIX}.{first_tuned_block + int(match[1])}.block.{match[2]}'
+        return f'{prefix}.{first_tuned_block + int(match[1])}.block.{match[2]}'
     if match := re.fullmatch(r'bias_tuned\.(\d+)', key):
-        block, position = divmod(int(match[1]), len(REFERENCE_BLOCK_BIASES))
-        return f'{BLOCK_PREFIX}.{block}.block.{REFERENCE_BLOCK_BIASES[position]}'
+        block, position = divmod(int(match[1]), len(biases))
+        return f'{prefix}.{block}.block.{biases[position]}'
     if match := re.fullmatch(r'ln_tuned\.(\d+)\.(weight|bias)', key):
         block, second = divmod(int(match[1]), 2)
-        return f'{BLOCK_PREFIX}.{block}.block.ln_{second + 1}.{match[2]}'
+        return f'{prefix}.{block}.block.{BLOCK_LAYER_NORMS[backbone][second]}.{match[2]}'
     return ''
 
 
@@ -137,7 +143,8 @@ def convert_lift_resnet(tuner: Dict, layers: Optional[Sequence[int]] = None) -> 
 
 def convert_lift_reference(checkpoint: Dict,
                            first_tuned_block: int = 0,
-                           resnet_layers: Optional[Sequence[int]] = None) -> Tuple[OrderedDict, List[str]]:
+                           resnet_layers: Optional[Sequence[int]] = None,
+                           backbone: str = 'clip') -> Tuple[OrderedDict, List[str]]:
     """Rename a LIFT reference checkpoint's tensors to lift_mm's.
 
     Args:
@@ -146,6 +153,8 @@ def convert_lift_reference(checkpoint: Dict,
             which the reference numbers from zero; 0 unless it was restricted to a block range. Defaults to 0.
         resnet_layers (Sequence[int], optional): Blocks per stage of a ResNet checkpoint; None finds LIFT's RN50
             or RN101 from it. Defaults to None.
+        backbone (str): The ViT of a ViT checkpoint: ``'clip'`` (``CLIPVisionTransformer``) or ``'timm'`` (LIFT's
+            ImageNet-21k ViTs, ``TimmVisionTransformer``). Defaults to ``'clip'``.
 
     Returns:
         tuple: The lift_mm state dict (backbone light modules and tuned weights, head) and the light-module kinds
@@ -159,7 +168,7 @@ def convert_lift_reference(checkpoint: Dict,
     if any(re.match(r'(full_list|bias_list|bn_list|ssf_attn)\.', key) for key in tuner):
         state_dict, kinds = convert_lift_resnet(tuner, resnet_layers)
     else:
-        state_dict, kinds = _convert_vit_tuner(tuner, first_tuned_block)
+        state_dict, kinds = _convert_vit_tuner(tuner, first_tuned_block, backbone)
     for key, value in checkpoint['head'].items():
         if key not in ('weight', 'bias'):
             raise KeyError(f'Cannot map the reference head key {key!r}: only weight and bias are known.')
@@ -167,7 +176,7 @@ def convert_lift_reference(checkpoint: Dict,
     return state_dict, kinds
 
 
-def _convert_vit_tuner(tuner: Dict, first_tuned_block: int) -> Tuple[OrderedDict, List[str]]:
+def _convert_vit_tuner(tuner: Dict, first_tuned_block: int, backbone: str) -> Tuple[OrderedDict, List[str]]:
     """Map the reference's ViT tuner (per-block lists of light modules, tuned host weights) to
     ``CLIPVisionTransformer``'s keys."""
     prompt_blocks = sorted(int(re.fullmatch(r'vpt_list\.(\d+)\.prompt', k)[1]) for k in tuner
@@ -178,10 +187,10 @@ def _convert_vit_tuner(tuner: Dict, first_tuned_block: int) -> Tuple[OrderedDict
         for pattern, kind, inner in _LIGHT_MODULE_RULES:
             if match := re.fullmatch(pattern, key):
                 kind = vpt_kind if kind == 'VPT' else kind
-                state_dict[f'{BLOCK_PREFIX}.{match[1]}.light_modules.{kind}.{inner(match)}'] = value
+                state_dict[f'{VIT_BLOCK_PREFIXES[backbone]}.{match[1]}.light_modules.{kind}.{inner(match)}'] = value
                 break
         else:
-            host_key = _host_key(key, first_tuned_block)
+            host_key = _host_key(key, first_tuned_block, backbone)
             if not host_key:
                 unmapped.append(key)
                 continue
@@ -201,11 +210,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--first-tuned-block', type=int, default=0,
                         help='first block of a full fine-tuning restricted to a block range (default 0)')
+    parser.add_argument('--backbone', choices=sorted(VIT_BLOCK_PREFIXES), default='clip',
+                        help='the ViT of a ViT checkpoint: clip (CLIPVisionTransformer) or timm (an ImageNet-21k '
+                        'ViT, TimmVisionTransformer) (default clip)')
     parser.add_argument('--resnet-layers', type=int, nargs=4, metavar='N',
                         help='blocks per stage of a ResNet checkpoint of neither RN50 nor RN101')
 
     def convert(checkpoint: Dict, args: argparse.Namespace) -> Tuple[OrderedDict, List[dict]]:
-        state_dict, kinds = convert_lift_reference(checkpoint, args.first_tuned_block, args.resnet_layers)
+        state_dict, kinds = convert_lift_reference(checkpoint, args.first_tuned_block, args.resnet_layers,
+                                                   args.backbone)
         return state_dict, [dict(type=kind) for kind in kinds]
 
     run_converter(convert, parser, 'LIFT reference checkpoint')
