@@ -1,6 +1,9 @@
 """TimmVisionTransformer and TimmResNet on tiny random timm models saved to files: timm's own features without
 light modules, light modules against formulas, trained parameter sets, compact checkpoints, errors, and the head
 initialisation from image features."""
+import pickle
+from fractions import Fraction
+
 import huggingface_hub
 import numpy as np
 import pytest
@@ -213,6 +216,13 @@ def test_a_resnet_is_no_vision_transformer():
 def test_a_file_of_other_weights_is_refused(files):
     with pytest.raises(ValueError, match=r"holds no weights of timm's 'vit_tiny_patch16_224'"):
         MODELS.build(dict(type='TimmVisionTransformer', **{**VIT, 'pretrained': files['paths']['resnet']}))
+
+
+def test_a_file_that_would_run_code_is_refused(tmp_path):
+    path = str(tmp_path / 'pickled.pth')
+    torch.save(dict(state_dict={}, meta=Fraction(1, 2)), path)
+    with pytest.raises(pickle.UnpicklingError, match=r"`pretrained`='.*pickled.pth' cannot be loaded safely"):
+        MODELS.build(dict(type='TimmVisionTransformer', **{**VIT, 'pretrained': path}))
 
 
 @pytest.mark.parametrize('light_modules, error, message', [
