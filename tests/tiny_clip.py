@@ -48,3 +48,9 @@ def save_openai_archive(model: torch.nn.Module, path) -> str:
     """OpenAI's format: a TorchScript archive of the whole model."""
     torch.jit.save(torch.jit.script(model), str(path))
     return str(path)
+
+
+def tiny_resnet_arch() -> dict:
+    """A tiny open_clip CLIP with a ResNet image tower (one block per stage) for 64-pixel images."""
+    return dict(embed_dim=32, vision_cfg=dict(image_size=64, layers=[1, 1, 1, 1], width=16, head_width=16),
+                text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))

@@ -2,7 +2,7 @@
 import functools
 import hashlib
 import re
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import torch
 from mmengine.logging import MMLogger
@@ -85,7 +85,8 @@ def make_state_dict_compact(owner: nn.Module,
                             compact: bool = True,
                             check_fingerprint: bool = True,
                             source_key: str = 'pretrained',
-                            reproducible: bool = True) -> None:
+                            reproducible: bool = True,
+                            stateful_layers: Optional[Callable[[nn.Module], Iterable[nn.Module]]] = None) -> None:
     """Make ``owner.state_dict()`` omit the frozen weights of ``owner.<foundation>`` and check them on save and
     load.
 
@@ -112,18 +113,22 @@ def make_state_dict_compact(owner: nn.Module,
             Defaults to ``'pretrained'``.
         reproducible (bool): Whether the config rebuilds the same foundation weights in every process (from a
             file, a tag or a fixed seed). Defaults to True.
+        stateful_layers (Callable, optional): Given the owner, the layers of the foundation whose buffers
+            training changes (normalisation layers that run in training mode); their buffers are saved, the other
+            buffers are frozen. None counts the layers that train a parameter of their own. Defaults to None.
     """
     # The hooks keep their state in an object, not in closures, so that copy.deepcopy and pickle of the owner
     # give the copy hooks of its own, checking the copy's tensors.
-    _CompactStateDict(owner, foundation, compact, check_fingerprint, source_key, reproducible)
+    _CompactStateDict(owner, foundation, compact, check_fingerprint, source_key, reproducible, stateful_layers)
 
 
 class _CompactStateDict:
     """The state-dict hooks of :func:`make_state_dict_compact` and what they keep between calls."""
 
     def __init__(self, owner: nn.Module, foundation: str, compact: bool, check_fingerprint: bool, source_key: str,
-                 reproducible: bool) -> None:
+                 reproducible: bool, stateful_layers: Optional[Callable[[nn.Module], Iterable[nn.Module]]]) -> None:
         self.foundation = foundation
+        self.stateful_layers = stateful_layers
         self.compact = compact and reproducible
         self.check_fingerprint = check_fingerprint
         self.source_key = source_key
@@ -147,13 +152,14 @@ class _CompactStateDict:
     def frozen_tensors(self, owner: nn.Module) -> dict:
         """Frozen foundation tensors by state-dict key relative to ``owner``.
 
-        A buffer counts as frozen when its module trains no parameter of its own, so the running statistics of
-        a tuned normalisation layer are saved with it.
+        A buffer counts as frozen unless its layer is stateful (see :meth:`_stateful_layers`), so the running
+        statistics of a normalisation layer tuned in training mode are saved with it.
         """
         foundation = self._foundation(owner)
         frozen = {name: param for name, param in foundation.named_parameters() if not param.requires_grad}
+        stateful = self._stateful_layers(owner)
         for module_name, module in foundation.named_modules():
-            if any(param.requires_grad for param in module.parameters(recurse=False)):
+            if id(module) in stateful:
                 continue
             for buffer_name, buffer in module.named_buffers(recurse=False):
                 if buffer_name not in module._non_persistent_buffers_set:
@@ -163,19 +169,27 @@ class _CompactStateDict:
         frozen.pop(FINGERPRINT_KEY, None)
         return frozen
 
-    def changed_frozen_weights(self) -> List[str]:
+    def _stateful_layers(self, owner: nn.Module) -> Set[int]:
+        """Ids of the foundation's layers whose buffers training changes: those ``stateful_layers`` gives, or
+        else those that train a parameter of their own."""
+        if self.stateful_layers is not None:
+            return {id(layer) for layer in self.stateful_layers(owner)}
+        return {id(module) for module in self._foundation(owner).modules()
+                if any(param.requires_grad for param in module.parameters(recurse=False))}
+
+    def changed_frozen_weights(self, owner: nn.Module) -> List[str]:
         """Names (as loaded) of the frozen foundation tensors whose values differ from those loaded."""
         changed = []
+        stateful = self._stateful_layers(owner)
         for entry in self._loaded:
             tensor = _current(entry)
-            trains = tensor.requires_grad if entry.attr in entry.module._parameters else any(
-                param.requires_grad for param in entry.module.parameters(recurse=False))
+            trains = tensor.requires_grad if entry.attr in entry.module._parameters else id(entry.module) in stateful
             if not trains and _tensor_digest(tensor) != entry.digest:
                 changed.append(entry.name)
         return changed
 
     def _drop_frozen(self, owner: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
-        changed = self.changed_frozen_weights()
+        changed = self.changed_frozen_weights(owner)
         if changed:
             shown = ', '.join(changed[:5]) + (f' and {len(changed) - 5} more' if len(changed) > 5 else '')
             raise RuntimeError(

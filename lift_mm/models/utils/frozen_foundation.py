@@ -1,7 +1,7 @@
 """What every lift_mm backbone does with its frozen foundation: build it complete in ``__init__`` (frozen,
 fingerprinted, light modules added), keep MMEngine's weight initialisation away from it, and run it in eval mode."""
 import logging
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from mmengine.logging import print_log
 from torch import nn
@@ -10,6 +10,20 @@ from ..peft.base import LightModuleContainer
 from .compact_state_dict import make_state_dict_compact
 from .freeze import freeze
 from .open_clip_factory import SharedCLIP
+
+
+def layers_in_training_mode(backbone: nn.Module) -> List[nn.Module]:
+    """The light modules and the host layers that follow the training mode (those light modules tune in place
+    with their statistics, e.g. BatchNorms under ``BatchNormTuning``): only their buffers change in training.
+    The BatchNorms whose weights ``BitFit`` or ``FullFineTuning`` train run in eval mode, with the foundation's
+    statistics."""
+    layers = []
+    for container in backbone.modules():
+        if isinstance(container, LightModuleContainer):
+            layers += list(container.light_modules.modules())
+            host = container.light_module_host()
+            layers += [layer for module in container.light_modules.values() for layer in module.host_modules(host)]
+    return layers
 
 
 class FrozenFoundationMixin:
@@ -55,7 +69,7 @@ class FrozenFoundationMixin:
         freeze(self.get_submodule(foundation))
         # Fingerprint the weights as loaded, before light modules join them.
         make_state_dict_compact(self, foundation, compact=compact_state_dict, check_fingerprint=check_fingerprint,
-                                **compact_kwargs)
+                                stateful_layers=layers_in_training_mode, **compact_kwargs)
         self.add_light_modules(light_modules, num_classes)
         if num_classes is not None:
             self.num_classes = num_classes
