@@ -2,4 +2,4 @@
 # fine-tuning of ResNets), at the recipe's lr 0.02.
 _base_ = ['./lift-plus_resnet50_bitfit_imagenet-lt.py']
 
-model = dict(backbone=dict(light_modules=[dict(type='FullFineTuning')]))
+model = dict(backbone=dict(light_modules=[dict(type='FullFineTuning', within=_base_.stages)]))
