@@ -8,10 +8,11 @@ from .long_tail_groups import GROUP_NAMES, long_tail_groups
 from .long_tail_sizes import exponential_class_sizes
 from .places_lt import PlacesLT
 from .synthetic_long_tail import SyntheticLongTail
-from .transforms import MultiViewCrop
+from .transforms import MinimalistRandomCrop, MultiViewCrop
 
 __all__ = [
     'CIFAR100LT', 'CachedFeatureDataset', 'GROUP_NAMES', 'INaturalist2018', 'ImageNetLT', 'LongTailBenchmark',
     'LongTailDataset', 'MultiViewCrop', 'PlacesLT', 'SyntheticLongTail', 'exponential_class_sizes',
-    'image_problem', 'long_tail_groups', 'select_long_tail_indices'
+    'image_problem', 'long_tail_groups', 'select_long_tail_indices',
+    'MinimalistRandomCrop'
 ]

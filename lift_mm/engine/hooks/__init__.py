@@ -1,5 +1,6 @@
 from .annotation_fingerprint_hook import AnnotationFingerprintHook, annotation_fingerprint
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .augmentation_schedule_hook import AugmentationScheduleHook
 from .checkpoint_compatibility_hook import CheckpointCompatibilityHook
 from .class_counts_hook import ClassCountsHook
 from .feature_cache_hook import FeatureCacheHook
@@ -14,5 +15,6 @@ __all__ = [
     'AnnotationFingerprintHook', 'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'ClassCountsHook',
     'FeatureCacheHook', 'HeadInitHook', 'ParameterCountHook', 'SkippedImagesHook', 'TestTimeEnsembleHook',
     'TrainingAccuracyHook', 'WorkDirLockHook',
-    'annotation_fingerprint'
+    'annotation_fingerprint',
+    'AugmentationScheduleHook'
 ]
