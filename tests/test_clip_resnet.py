@@ -62,7 +62,8 @@ def test_options_given_by_name_and_keys_they_do_not_take(rn_file):
     backbone = MODELS.build(dict(type='CLIPResNet', arch=dict(TINY_RN), pretrained=rn_file[0],
                                  light_modules=['SSFOutput', dict(type='BitFit')]))
     assert list(backbone.light_modules) == ['SSFOutput', 'BitFit']
-    with pytest.raises(TypeError, match=r"BitFit in `light_modules` does not take \['blocks'\]; it takes \['type'\]"):
+    with pytest.raises(TypeError,
+                       match=r"BitFit in `light_modules` does not take \['blocks'\]; it takes \['type', 'within'\]"):
         MODELS.build(dict(type='CLIPResNet', arch=dict(TINY_RN), pretrained=rn_file[0],
                           light_modules=[dict(type='BitFit', blocks=2)]))
 

@@ -5,16 +5,12 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..peft import BatchNormTuning, BitFit, FullFineTuning, SSFOutput
-from ..peft.base import OUTPUT_SITES, BlockContext, LightModuleContainer, check_light_module_keys, light_module_cfg
 from ..utils import FrozenFoundationMixin, SharedCLIP
-
-# LIFT's light-weight options for CLIP ResNets.
-SUPPORTED_KINDS = (BitFit, BatchNormTuning, SSFOutput, FullFineTuning)
+from .resnet_light_modules import ResNetLightModules
 
 
 @MODELS.register_module()
-class CLIPResNet(FrozenFoundationMixin, LightModuleContainer, BaseBackbone):
+class CLIPResNet(ResNetLightModules, FrozenFoundationMixin, BaseBackbone):
     """CLIP's ResNet image encoder (open_clip ``RN50``, ``RN101``, ...), frozen, with LIFT's options for it.
 
     The output is the attention-pooled feature, already in CLIP's joint space (1024-d for RN50), so heads
@@ -36,7 +32,7 @@ class CLIPResNet(FrozenFoundationMixin, LightModuleContainer, BaseBackbone):
         compact_state_dict (bool): Leave the frozen weights out of the state dict. Defaults to True.
         check_fingerprint (bool): Refuse checkpoints trained on other CLIP weights. Defaults to True.
     """
-    SITES = OUTPUT_SITES
+    HOST_NAME = 'CLIP ResNets'
 
     def __init__(self,
                  arch: Union[str, dict] = 'RN50',
@@ -56,19 +52,8 @@ class CLIPResNet(FrozenFoundationMixin, LightModuleContainer, BaseBackbone):
         self.visual = visual
         self.build_light_weight('visual', light_modules, num_classes, compact_state_dict, check_fingerprint)
 
-    def add_light_modules(self, light_modules: Sequence[Union[dict, str]], num_classes: Optional[int]) -> None:
-        """Build the configured options, which act on the whole encoder (its weights, its output feature)."""
-        self.init_light_modules()
-        # The encoder counts as one block: light modules of ResNets take only its output width.
-        context = BlockContext(embed_dims=self.visual.output_dim, mlp_dims=0, num_heads=0, num_layers=1,
-                               block_index=0, num_tokens=0, patch_size=(1, 1), num_classes=num_classes)
-        for entry in light_modules:
-            cfg, kind = light_module_cfg(entry)
-            if kind not in SUPPORTED_KINDS:
-                raise KeyError(f'Light module {kind.__name__!r} is not supported on CLIP ResNets; use one of '
-                               f'{[k.__name__ for k in SUPPORTED_KINDS]}.')
-            check_light_module_keys(cfg, kind, ('type', ))
-            self.add_light_module(kind.__name__, MODELS.build(cfg, default_args=dict(context=context)))
+    def output_dims(self) -> int:
+        return self.visual.output_dim
 
     def light_module_host(self) -> nn.Module:
         """The module whose weights light modules act on."""
