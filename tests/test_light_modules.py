@@ -266,11 +266,11 @@ def test_zero_initialised_modules_start_as_the_frozen_model(clip_file, kind):
 def test_a_key_the_kind_does_not_take_is_named_with_the_keys_it_takes(clip_file):
     # What --cfg-options model.backbone.light_modules.0.type=VPTDeep leaves of LIFT's AdaptFormer entry.
     with pytest.raises(TypeError, match=r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes "
-                       r"\['type', 'blocks', 'length'\]\. An entry whose `type` was changed .* give the whole list "
-                       r'instead, as in --cfg-options model\.backbone\.light_modules=\[VPTDeep\]'):
+                       r"\['type', 'blocks', 'length', 'init'\]\. An entry whose `type` was changed .* give the whole "
+                       r'list instead, as in --cfg-options model\.backbone\.light_modules=\[VPTDeep\]'):
         build(clip_file, [dict(type='VPTDeep', bottleneck='auto')])
     with pytest.raises(TypeError, match=r"SparseTuning in `light_modules` does not take \['rank', 'bottleneck'\]; "
-                       r"it takes \['type', 'blocks', 'ratio', 'seed'\]"):
+                       r"it takes \['type', 'blocks', 'ratio', 'seed', 'linears', 'masks'\]"):
         build(clip_file, [dict(type='SparseTuning', rank=4, bottleneck=8)])
 
 
@@ -296,8 +296,8 @@ def test_blocks_of_another_form_are_named_with_what_blocks_accepts(clip_file, bl
 
 @pytest.mark.parametrize('bottleneck', [True, '12', 2.0])
 def test_a_bottleneck_that_is_no_int_is_named(clip_file, bottleneck):
-    with pytest.raises(ValueError, match=rf"AdaptFormer: `bottleneck`={re.escape(repr(bottleneck))} must be 'auto' "
-                       r'or an int in \[1, 64\] \(the width of the model\)'):
+    with pytest.raises(ValueError, match=rf"AdaptFormer: `bottleneck`={re.escape(repr(bottleneck))} must be 'auto', "
+                       r"'auto_lift_plus' or an int in \[1, 64\] \(the width of the model\)"):
         build(clip_file, [dict(type='AdaptFormer', bottleneck=bottleneck)])
 
 

@@ -1,5 +1,6 @@
 """The adapter family: a bottleneck MLP added to the MLP branch, in series (Adapter) or in parallel (AdaptFormer)."""
 import math
+from typing import Union
 
 import torch
 from mmpretrain.registry import MODELS
@@ -8,6 +9,13 @@ from torch.nn import functional as F
 
 from .base import BlockContext, LightModule, resolve_bottleneck
 
+# Initialisations of the down projection, both with negative slope sqrt(5): LIFT's Kaiming-normal and LIFT+'s
+# Kaiming-uniform (the latter is also what nn.Linear starts from).
+DOWN_INITS = {'kaiming_normal': nn.init.kaiming_normal_, 'kaiming_uniform': nn.init.kaiming_uniform_}
+# LIFT+ sizes adapters (one bottleneck MLP of 2 C r weights per block) by K / 2L, as LIFT does but over the
+# entry's blocks: about K C trained weights in all, those of the classifier.
+ADAPTER_SIZE_RULES = {'auto': 2, 'auto_lift_plus': 2}
+
 
 class AdapterMLP(nn.Module):
     """``up(relu(down(ln(x))))`` with ``up`` starting at zero, the core of Adapter and AdaptFormer.
@@ -15,21 +23,34 @@ class AdapterMLP(nn.Module):
     Args:
         width (int): Input and output width.
         hidden (int): Bottleneck width.
+        down_init (str): Initialisation of the down projection's weight, a key of ``DOWN_INITS``.
+            Defaults to ``'kaiming_normal'``.
     """
 
-    def __init__(self, width: int, hidden: int) -> None:
+    def __init__(self, width: int, hidden: int, down_init: str = 'kaiming_normal') -> None:
         super().__init__()
         self.ln = nn.LayerNorm(width)
         self.down_proj = nn.Linear(width, hidden)
         self.up_proj = nn.Linear(hidden, width)
-        # LIFT's start: Kaiming-normal down projection, zero biases and zero up projection.
-        nn.init.kaiming_normal_(self.down_proj.weight, a=math.sqrt(5))
+        # Zero biases and a zero up projection: the module adds nothing at the start.
+        DOWN_INITS[down_init](self.down_proj.weight, a=math.sqrt(5))
         nn.init.zeros_(self.down_proj.bias)
         nn.init.zeros_(self.up_proj.weight)
         nn.init.zeros_(self.up_proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up_proj(F.relu(self.down_proj(self.ln(x))))
+
+
+def build_adapter_mlp(context: BlockContext, bottleneck: Union[int, str], down_init: str, kind: str) -> AdapterMLP:
+    """The bottleneck MLP of an adapter kind, its width and initialisation checked.
+
+    Raises:
+        ValueError: If ``down_init`` is not a key of ``DOWN_INITS`` or the bottleneck is invalid.
+    """
+    if down_init not in DOWN_INITS:
+        raise ValueError(f'{kind}: `down_init`={down_init!r} must be one of {list(DOWN_INITS)}.')
+    return AdapterMLP(context.embed_dims, resolve_bottleneck(bottleneck, context, kind, ADAPTER_SIZE_RULES), down_init)
 
 
 @MODELS.register_module()
@@ -41,13 +62,17 @@ class Adapter(LightModule):
 
     Args:
         context (BlockContext): Sizes of the host transformer.
-        bottleneck (int | str): Hidden width, or ``'auto'`` for LIFT's rule. Defaults to ``'auto'``.
+        bottleneck (int | str): Hidden width, ``'auto'`` for LIFT's rule ``2 ** max(0, floor(log2(K / 2L)))``
+            (L the encoder's blocks) or ``'auto_lift_plus'`` for LIFT+'s (the same with L the blocks of
+            ``blocks``). Defaults to ``'auto'``.
+        down_init (str): ``'kaiming_normal'`` (LIFT's) or ``'kaiming_uniform'`` (LIFT+'s), both with negative
+            slope sqrt(5). Defaults to ``'kaiming_normal'``.
     """
     site_order = 2
 
-    def __init__(self, context: BlockContext, bottleneck='auto') -> None:
+    def __init__(self, context: BlockContext, bottleneck='auto', down_init: str = 'kaiming_normal') -> None:
         super().__init__()
-        self.bottleneck = AdapterMLP(context.embed_dims, resolve_bottleneck(bottleneck, context, 'Adapter'))
+        self.bottleneck = build_adapter_mlp(context, bottleneck, down_init, type(self).__name__)
 
     def sites(self) -> dict:
         return {'mlp_branch': self.forward}
@@ -67,14 +92,17 @@ class AdaptFormer(LightModule):
 
     Args:
         context (BlockContext): Sizes of the host transformer.
-        bottleneck (int | str): Hidden width, or ``'auto'`` for LIFT's rule
-            ``2 ** max(0, floor(log2(K / 2L)))``. Defaults to ``'auto'``.
+        bottleneck (int | str): Hidden width, ``'auto'`` for LIFT's rule ``2 ** max(0, floor(log2(K / 2L)))``
+            (L the encoder's blocks) or ``'auto_lift_plus'`` for LIFT+'s (the same with L the blocks of
+            ``blocks``). Defaults to ``'auto'``.
+        down_init (str): ``'kaiming_normal'`` (LIFT's) or ``'kaiming_uniform'`` (LIFT+'s), both with negative
+            slope sqrt(5). Defaults to ``'kaiming_normal'``.
     """
     site_order = 3
 
-    def __init__(self, context: BlockContext, bottleneck='auto') -> None:
+    def __init__(self, context: BlockContext, bottleneck='auto', down_init: str = 'kaiming_normal') -> None:
         super().__init__()
-        self.bottleneck = AdapterMLP(context.embed_dims, resolve_bottleneck(bottleneck, context, 'AdaptFormer'))
+        self.bottleneck = build_adapter_mlp(context, bottleneck, down_init, type(self).__name__)
         self.scale = nn.Parameter(torch.ones(1))
 
     def sites(self) -> dict:

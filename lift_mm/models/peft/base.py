@@ -9,7 +9,7 @@ import copy
 import inspect
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Type, Union
 
 import torch
@@ -59,6 +59,8 @@ class BlockContext:
         patch_size (Tuple[int, int]): Patch size of the encoder.
         num_classes (int, optional): Number of classes of the task, needed by ``'auto'`` sizes.
             Defaults to None.
+        num_blocks (int, optional): Number of blocks the config entry covers (its ``blocks`` range), which
+            LIFT+'s automatic sizes divide by; None for all ``num_layers`` blocks. Defaults to None.
     """
     embed_dims: int
     mlp_dims: int
@@ -68,6 +70,7 @@ class BlockContext:
     num_tokens: int
     patch_size: Tuple[int, int]
     num_classes: Optional[int] = None
+    num_blocks: Optional[int] = None
 
 
 class BlockParts(NamedTuple):
@@ -85,32 +88,81 @@ class BlockParts(NamedTuple):
     ls_2: nn.Module
 
 
-def auto_bottleneck(context: BlockContext) -> int:
-    """LIFT's bottleneck rule, ``2 ** max(0, floor(log2(K / (2 L))))`` for K classes and L blocks."""
-    if context.num_classes is None:
-        raise ValueError("bottleneck='auto' needs the number of classes: set `num_classes` on the backbone "
-                         'or give an integer bottleneck.')
-    return 2**max(0, int(math.floor(math.log2(context.num_classes / (2 * context.num_layers)))))
+# The automatic sizes a kind may accept, with the text of their rule: LIFT's counts the encoder's blocks, LIFT+'s
+# those of the entry's range, each with the kind's divisor d (see :func:`auto_bottleneck`).
+AUTO_SIZE_RULES = {'auto': "LIFT's", 'auto_lift_plus': "LIFT+'s"}
 
 
-def resolve_bottleneck(bottleneck: Union[int, str], context: BlockContext, kind: str) -> int:
-    """Turn a configured bottleneck (an int or ``'auto'``) into a checked width.
+def rule_num_blocks(context: BlockContext, rule: str) -> int:
+    """The L of an automatic rule: LIFT's (``'auto'``) counts the encoder's blocks, LIFT+'s the entry's range."""
+    return context.num_layers if rule == 'auto' else context.num_blocks or context.num_layers
 
-    An ``'auto'`` width of 1 (fewer than ``4 L`` classes) is logged as a warning, which MMEngine's logger shows
-    once however many blocks it is resolved for.
+
+def auto_bottleneck(context: BlockContext, rule: str = 'auto', divisor: int = 2) -> int:
+    """An automatic size (bottleneck width, LoRA rank, prompt length): ``2 ** max(0, floor(log2(K / (d L))))``.
+
+    Args:
+        context (BlockContext): Sizes of the host; ``num_classes`` is K.
+        rule (str): ``'auto'`` (LIFT's: L is the encoder's ``num_layers``) or ``'auto_lift_plus'`` (LIFT+'s: L is
+            ``num_blocks``, the blocks of the config entry's range). Defaults to ``'auto'``.
+        divisor (int): d, LIFT's 2 for every kind; LIFT+'s depends on the kind. Defaults to 2.
+
+    Returns:
+        int: The size.
     """
-    if bottleneck == 'auto':
-        width = auto_bottleneck(context)
-        if width == 1:
-            print_log(f"{kind}: bottleneck='auto' is 1 for {context.num_classes} classes and {context.num_layers} "
-                      "blocks (LIFT's rule 2 ** max(0, floor(log2(K / 2L))) gives 1 for fewer than "
-                      f'{4 * context.num_layers} classes); set an integer `bottleneck` for a wider one.',
+    num_blocks = rule_num_blocks(context, rule)
+    return 2**max(0, int(math.floor(math.log2(context.num_classes / (divisor * num_blocks)))))
+
+
+def resolve_bottleneck(bottleneck: Union[int, str],
+                       context: BlockContext,
+                       kind: str,
+                       rules: Optional[Dict[str, int]] = None,
+                       key: str = 'bottleneck',
+                       at_most_width: bool = True) -> int:
+    """Turn a configured size (an int or the name of an automatic rule) into a checked one.
+
+    An automatic size of 1 is logged as a warning, which MMEngine's logger shows once however many blocks it is
+    resolved for.
+
+    Args:
+        bottleneck (int | str): The configured size.
+        context (BlockContext): Sizes of the host.
+        kind (str): Light module type, for messages.
+        rules (Dict[str, int], optional): The automatic rules the kind accepts (keys of ``AUTO_SIZE_RULES``), each
+            with its divisor d. Defaults to None, LIFT's ``{'auto': 2}``.
+        key (str): Config key of the size, for messages. Defaults to ``'bottleneck'``.
+        at_most_width (bool): Whether the size is bounded by the width of the model (a bottleneck, a rank; not a
+            prompt length). Defaults to True.
+
+    Returns:
+        int: The size.
+
+    Raises:
+        ValueError: If the size is neither one of ``rules`` nor a positive int (at most the width if
+            ``at_most_width``), or if a rule needs the number of classes and the context has none.
+    """
+    rules = rules or {'auto': 2}
+    if isinstance(bottleneck, str) and bottleneck in rules:
+        if context.num_classes is None:
+            raise ValueError(f"{kind}: {key}={bottleneck!r} needs the number of classes: set `num_classes` on the "
+                             f'backbone or give an integer {key}.')
+        divisor = rules[bottleneck]
+        size = auto_bottleneck(context, bottleneck, divisor)
+        if size == 1:
+            num_blocks = rule_num_blocks(context, bottleneck)
+            per_block = f'{divisor}L' if divisor > 1 else 'L'
+            print_log(f'{kind}: {key}={bottleneck!r} is 1 for {context.num_classes} classes and {num_blocks} '
+                      f'blocks ({AUTO_SIZE_RULES[bottleneck]} rule 2 ** max(0, floor(log2(K / {per_block}))) gives 1 '
+                      f'for fewer than {2 * divisor * num_blocks} classes); set an integer `{key}` for a wider one.',
                       logger='current', level=logging.WARNING)
-        return width
-    # type() rather than isinstance(): True is an int to Python, never a width in a config.
-    if type(bottleneck) is not int or not 0 < bottleneck <= context.embed_dims:
-        raise ValueError(f"{kind}: `bottleneck`={bottleneck!r} must be 'auto' or an int in "
-                         f'[1, {context.embed_dims}] (the width of the model).')
+        return size
+    max_size = context.embed_dims if at_most_width else math.inf
+    # type() rather than isinstance(): True is an int to Python, never a size in a config.
+    if type(bottleneck) is not int or not 0 < bottleneck <= max_size:
+        names = ', '.join(repr(rule) for rule in rules)
+        ints = f'an int in [1, {max_size}] (the width of the model)' if at_most_width else 'a positive int'
+        raise ValueError(f'{kind}: `{key}`={bottleneck!r} must be {names} or {ints}.')
     return bottleneck
 
 
@@ -397,12 +449,13 @@ def inject_light_modules(blocks: nn.ModuleList,
         cfg, module_type = light_module_cfg(entry)
         check_light_module_keys(cfg, module_type, ('type', 'blocks'))
         indices = block_indices(cfg.pop('blocks', None), num_layers, module_type.__name__)
+        num_blocks = len(indices)
         if module_type.first_block_only:
             indices = indices[:1]
         shared = {}
         for index in indices:
-            default_args = dict(context=wrapped[index].context(num_layers, index, num_tokens, patch_size,
-                                                               num_classes))
+            context = wrapped[index].context(num_layers, index, num_tokens, patch_size, num_classes)
+            default_args = dict(context=replace(context, num_blocks=num_blocks))
             if module_type.uses_shared_state:
                 default_args['shared'] = shared
             module = MODELS.build(cfg, default_args=default_args)

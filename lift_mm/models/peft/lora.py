@@ -37,15 +37,20 @@ class LoRA(LightModule):
     the fused QKV projection directly, so it also reaches open_clip's ``nn.MultiheadAttention``, whose
     ``in_proj_weight`` no ``nn.Linear`` wrapper can.
 
+    The automatic ranks: LIFT's (``'auto'``) is its adapters' ``2 ** max(0, floor(log2(K / 2L)))`` with L the
+    encoder's blocks. LIFT+'s (``'auto_lift_plus'``) is ``2 ** max(0, floor(log2(K / 4L)))`` with L the blocks of
+    ``blocks``: half its adapters' bottleneck ``K / 2L``, as LoRA has two low-rank pairs per block (query and value,
+    ``4 C r`` weights, against the adapter's ``2 C r``), so both train about the classifier's ``K C`` weights.
+
     Args:
         context (BlockContext): Sizes of the host transformer.
-        bottleneck (int | str): The rank ``r``, or ``'auto'`` for LIFT's rule. Defaults to ``'auto'``.
+        bottleneck (int | str): The rank ``r``, ``'auto'`` or ``'auto_lift_plus'``. Defaults to ``'auto'``.
     """
 
     def __init__(self, context: BlockContext, bottleneck='auto') -> None:
         super().__init__()
         width = context.embed_dims
-        rank = resolve_bottleneck(bottleneck, context, 'LoRA')
+        rank = resolve_bottleneck(bottleneck, context, 'LoRA', {'auto': 2, 'auto_lift_plus': 4})
         self.q = LowRank(width, rank, width)
         self.v = LowRank(width, rank, width)
 
@@ -64,7 +69,7 @@ class LoRAMLP(LightModule):
     Low-rank updates (Hu et al., ICLR 2022) of ``fc1`` (width C to the MLP width) and ``fc2`` (back to C), each
     ``(x A B) / r`` with ``B`` starting at zero. LIFT's reference code declares this option but cannot build it
     (it passes an output width its LoRA class does not accept); this is the evident intent: rectangular
-    updates with the shapes of the two linears.
+    updates with the shapes of the two linears. LIFT+ has no LoRA on the MLP, so only LIFT's ``'auto'`` rank.
 
     Args:
         context (BlockContext): Sizes of the host transformer.

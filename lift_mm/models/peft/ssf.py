@@ -1,4 +1,9 @@
-"""SSF, scaling and shifting of features (Lian et al., NeurIPS 2022), at the three places LIFT offers."""
+"""SSF, scaling and shifting of features (Lian et al., NeurIPS 2022), at the three places LIFT offers.
+
+LIFT+'s SSF acts on the outputs of the four linears of a block: :class:`SSFAttn` and :class:`SSFMLP` together
+(``light_modules=[dict(type='SSFAttn'), dict(type='SSFMLP')]``), in LIFT+'s order: after LoRA's update of the query
+and value, before the Adapter.
+"""
 from typing import Tuple
 
 import torch

@@ -1,10 +1,12 @@
+"""Visual prompt tuning: learnable tokens joining the class and patch tokens."""
 import math
+from typing import Union
 
 import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from .base import BlockContext, LightModule
+from .base import BlockContext, LightModule, resolve_bottleneck
 
 
 @MODELS.register_module()
@@ -15,20 +17,32 @@ class VPTDeep(LightModule):
     appends its own ``length`` tokens after the class and patch tokens, so the class token (index 0), which the
     encoder outputs, attends to them.
 
+    This is also LIFT+'s prompt tuning (``pt``), with ``length='auto_lift_plus', init='normal'``. LIFT+ puts the
+    prompts between the class token and the patches rather than after the patches; the block has no positional
+    information (it was added before the first block), so every token's output is the same in either order.
+
     Args:
         context (BlockContext): Sizes of the host transformer.
-        length (int): Number of prompt tokens. Defaults to 10.
+        length (int | str): Number of prompt tokens, or ``'auto_lift_plus'`` for LIFT+'s
+            ``2 ** max(0, floor(log2(K / L)))`` with L the blocks of ``blocks``. Defaults to 10 (LIFT's).
+        init (str): ``'uniform'`` (VPT's and LIFT's: uniform in +-sqrt(6 / (3 P^2 + C)) for patch size P and
+            width C) or ``'normal'`` (LIFT+'s: N(0, 0.02^2)). Defaults to ``'uniform'``.
     """
 
-    def __init__(self, context: BlockContext, length: int = 10) -> None:
+    def __init__(self, context: BlockContext, length: Union[int, str] = 10, init: str = 'uniform') -> None:
         super().__init__()
-        if length <= 0:
-            raise ValueError(f'{type(self).__name__}: `length`={length} must be positive.')
+        name = type(self).__name__
+        length = resolve_bottleneck(length, context, name, {'auto_lift_plus': 1}, key='length', at_most_width=False)
         self.num_tokens = context.num_tokens
         self.prompt = nn.Parameter(torch.empty(length, context.embed_dims))
-        # VPT's uniform (Xavier-style) bound from the patch-embedding fan-in and the width.
-        bound = math.sqrt(6. / (3 * context.patch_size[0] * context.patch_size[1] + context.embed_dims))
-        nn.init.uniform_(self.prompt, -bound, bound)
+        if init == 'uniform':
+            # VPT's Xavier-style bound from the patch-embedding fan-in and the width.
+            bound = math.sqrt(6. / (3 * context.patch_size[0] * context.patch_size[1] + context.embed_dims))
+            nn.init.uniform_(self.prompt, -bound, bound)
+        elif init == 'normal':
+            nn.init.normal_(self.prompt, std=0.02)
+        else:
+            raise ValueError(f"{name}: `init`={init!r} must be 'uniform' (LIFT's) or 'normal' (LIFT+'s).")
 
     def sites(self) -> dict:
         return {'tokens': self.forward}
@@ -47,6 +61,8 @@ class VPTShallow(VPTDeep):
 
     Args:
         context (BlockContext): Sizes of the host transformer.
-        length (int): Number of prompt tokens. Defaults to 10.
+        length (int | str): Number of prompt tokens, or ``'auto_lift_plus'`` (see :class:`VPTDeep`).
+            Defaults to 10.
+        init (str): ``'uniform'`` or ``'normal'`` (see :class:`VPTDeep`). Defaults to ``'uniform'``.
     """
     first_block_only = True
