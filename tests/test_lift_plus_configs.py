@@ -24,7 +24,8 @@ def load(path: str) -> Config:
 
 def pipelines(cfg):
     """Every pipeline of the config by name: the loaders', TTE's and HeadInitHook's."""
-    found = {loader: cfg[loader].dataset.pipeline for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    found = {loader: cfg[loader].dataset.pipeline for loader in loaders}
     if 'tta_pipeline' in cfg:
         found['tta_pipeline'] = cfg.tta_pipeline
     for hook in cfg.custom_hooks:
@@ -52,7 +53,8 @@ def test_the_recipe_is_lift_plus():
     assert cfg.train_cfg.max_epochs == 5 and cfg.train_dataloader.batch_size == 128
     assert cfg.model.head.type == 'CosineClsHead' and cfg.model.head.scale == 25
     assert cfg.model.head.loss.type == 'LogitAdjustedLoss' and cfg.model.head.text_init is not None
-    assert cfg.model.backbone.light_modules == [dict(type='AdaptFormer', bottleneck='auto', down_init='kaiming_uniform')]
+    adaptformer = dict(type='AdaptFormer', bottleneck='auto', down_init='kaiming_uniform')
+    assert cfg.model.backbone.light_modules == [adaptformer]
     assert step(cfg.train_dataloader.dataset.pipeline, 'MinimalistRandomCrop')['schedule'] == 'convex'
     # scripts/run_main.sh: 15 epochs on iNaturalist 2018 at the same learning rate.
     inat = load('configs/lift_plus/lift-plus_vitb16_inat2018.py')
