@@ -1,6 +1,9 @@
 """TimmVisionTransformer and TimmResNet on tiny random timm models saved to files: timm's own features without
 light modules, light modules against formulas, trained parameter sets, compact checkpoints, errors, and the head
 initialisation from image features."""
+import pickle
+from fractions import Fraction
+
 import huggingface_hub
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from lift_mm.engine.hooks.utils import per_class_indices
+from lift_mm.models.peft import BatchNormTuning, SSFOutput
+from lift_mm.models.peft.base import registered_light_modules
 from demo_runs import demo_runner, one_thread
 
 # A two-block ViT of timm's layout with LayerScale (random gammas below), 32 px images in 8 px patches.
@@ -89,6 +94,16 @@ def test_adaptformer_in_a_timm_block_adds_its_scaled_bottleneck_to_the_mlp_branc
         bottleneck = mlp.up_proj(F.relu(mlp.down_proj(F.layer_norm(after_attn, (32, ), mlp.ln.weight, mlp.ln.bias))))
         expected = after_attn + host.ls2(host.mlp(host.norm2(after_attn))) + adapter.scale * bottleneck
         torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-5)
+
+
+# Every kind but those of ResNets (a ViT has neither BatchNorms nor an output site).
+@pytest.mark.parametrize('kind', [kind for kind in registered_light_modules()
+                                  if not issubclass(MODELS.get(kind), (SSFOutput, BatchNormTuning))])
+def test_every_light_module_trains_in_a_timm_vit(files, kind):
+    backbone = build(files, 'vit', [kind], num_classes=16).train()
+    trainable = [name for name, param in backbone.named_parameters() if param.requires_grad]
+    backbone(torch.randn(2, 3, 32, 32))[0].square().sum().backward()
+    assert trainable and all(param.grad is not None for param in backbone.parameters() if param.requires_grad)
 
 
 def test_ssf_on_a_timm_resnet_scales_and_shifts_the_pooled_feature(files):
@@ -201,6 +216,13 @@ def test_a_resnet_is_no_vision_transformer():
 def test_a_file_of_other_weights_is_refused(files):
     with pytest.raises(ValueError, match=r"holds no weights of timm's 'vit_tiny_patch16_224'"):
         MODELS.build(dict(type='TimmVisionTransformer', **{**VIT, 'pretrained': files['paths']['resnet']}))
+
+
+def test_a_file_that_would_run_code_is_refused(tmp_path):
+    path = str(tmp_path / 'pickled.pth')
+    torch.save(dict(state_dict={}, meta=Fraction(1, 2)), path)
+    with pytest.raises(pickle.UnpicklingError, match=r"`pretrained`='.*pickled.pth' cannot be loaded safely"):
+        MODELS.build(dict(type='TimmVisionTransformer', **{**VIT, 'pretrained': path}))
 
 
 @pytest.mark.parametrize('light_modules, error, message', [

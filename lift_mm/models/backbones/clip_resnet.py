@@ -16,7 +16,8 @@ class CLIPResNet(ResNetLightModules, FrozenFoundationMixin, BaseBackbone):
     The output is the attention-pooled feature, already in CLIP's joint space (1024-d for RN50), so heads
     initialised from text use the text features without a projection. The light-weight options LIFT offers for
     ResNets are bias tuning (``BitFit``), ``BatchNormTuning`` (tuned BatchNorm layers also update their running
-    statistics in training), ``SSFOutput`` (scale and shift of the output feature) and ``FullFineTuning``.
+    statistics in training), ``SSFOutput`` (scale and shift of the output feature) and ``FullFineTuning``; the
+    host-tuning ones take ``within=['layer1', 'layer2', 'layer3', 'layer4']`` to leave the stem frozen, as LIFT+.
 
     Args:
         arch (str | dict): open_clip ResNet name (``'RN50'``, ``'RN101'``, ...) or model config. Defaults to

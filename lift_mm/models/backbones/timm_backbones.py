@@ -15,11 +15,13 @@ import timm
 import torch
 from mmpretrain.models.backbones import TIMMBackbone
 from mmpretrain.registry import MODELS
+from safetensors import SafetensorError
 from timm.layers import Mlp
 from timm.models.resnet import ResNet
 from timm.models.vision_transformer import Attention, Block, VisionTransformer
 from torch import nn
 
+from ...utils.checkpoint_safety import weights_only_refusal
 from ..peft import inject_light_modules
 from ..peft.base import BlockParts, TunableBlock
 from ..utils import FrozenFoundationMixin
@@ -28,10 +30,21 @@ from .resnet_light_modules import ResNetLightModules
 
 # The stages of a ResNet that LIFT+ tunes in place; its stem stays frozen.
 RESNET_STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
+# What obtaining or reading weights raises (hub and network errors are OSErrors; a file of other weights fails the
+# state-dict load); errors of the model's own arguments (TypeError, AssertionError) pass unchanged.
+LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, SafetensorError)
 # What ``pretrained`` takes, for error messages.
 PRETRAINED_ACCEPTS = ("True (timm's default weights of `model_name`, or of the tag it names, from the Hugging Face "
                       'hub or its cache), False (random weights from a fixed seed) or the path of a checkpoint file '
                       'of the model as timm saves it (`model.state_dict()`, .pth or .safetensors)')
+
+
+def _unpickling_error(error: BaseException) -> Optional[pickle.UnpicklingError]:
+    """The refusal of torch's weights-only unpickling that ``error`` was raised from, if any (timm re-raises it
+    as a RuntimeError that advises unsafe loading)."""
+    while error is not None and not isinstance(error, pickle.UnpicklingError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 class TimmFoundation(FrozenFoundationMixin, TIMMBackbone):
@@ -79,10 +92,11 @@ class TimmFoundation(FrozenFoundationMixin, TIMMBackbone):
         kind = type(self).__name__
         try:
             super().__init__(model_name=model_name, pretrained=True, **kwargs)
-        except pickle.UnpicklingError as error:
-            raise ValueError(f'{kind}: `pretrained`={pretrained!r} holds objects that weights-only unpickling '
-                             f'refuses ({error}); it takes {PRETRAINED_ACCEPTS}.') from error
-        except Exception as error:
+        except LOAD_ERRORS as error:
+            refused = _unpickling_error(error)
+            if refused is not None:
+                raise weights_only_refusal(f'{kind}: `pretrained`={pretrained!r}', refused,
+                                           PRETRAINED_ACCEPTS) from error
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if isinstance(pretrained, str):
                 raise ValueError(f'{kind}: `pretrained`={pretrained!r} holds no weights of timm\'s {model_name!r} '
@@ -118,7 +132,8 @@ class TimmTunableBlock(TunableBlock):
         attn, mlp = block.attn, block.mlp
         if type(attn) is not Attention:
             return f'the attention {type(attn).__name__}'
-        if not all(isinstance(getattr(attn, name), nn.Identity) for name in ('q_norm', 'k_norm', 'norm')):
+        norms = [getattr(attn, name, None) for name in ('q_norm', 'k_norm', 'norm')]
+        if not all(norm is None or isinstance(norm, nn.Identity) for norm in norms):
             return 'q/k or attention-output normalisation'
         if getattr(attn, 'gate', None) is not None:
             return 'an attention gate'
