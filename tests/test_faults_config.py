@@ -33,10 +33,12 @@ def train(tool, monkeypatch, tmp_path, data_root, *options):
     (['model.backbone.light_modules.0.type=NoSuchModule'], KeyError,
      r"Unknown light module type 'NoSuchModule' in `light_modules`; registered light modules: \[.*'AdaptFormer'"),
     (['model.backbone.light_modules.0.type=VPTDeep'], TypeError,
-     r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes \['type', 'blocks', 'length'\]\. .* "
+     r"VPTDeep in `light_modules` does not take \['bottleneck'\]; it takes \['type', 'blocks', 'length', 'init'\]\. "
+     r".* "
      r'--cfg-options model\.backbone\.light_modules=\[VPTDeep\]'),
     (['model.backbone.light_modules.0.bottleneck=65'], ValueError,
-     r"AdaptFormer: `bottleneck`=65 must be 'auto' or an int in \[1, 64\] \(the width of the model\)"),
+     r"AdaptFormer: `bottleneck`=65 must be 'auto', 'auto_lift_plus' or an int in \[1, 64\] \(the width of the "
+     r"model\)"),
     (['model.backbone.light_modules.0.blocks=[1,3]'], ValueError,
      r'AdaptFormer: `blocks`=\[1, 3\] must be a range \[start, end\) with 0 <= start < end <= 2'),
     (['model.backbone.light_modules.0.blocks=3'], ValueError,
