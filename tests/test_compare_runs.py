@@ -121,3 +121,15 @@ def test_compare_runs_refuses_a_folder_without_runs(tmp_path, capsys):
         compare_runs.read_run(tmp_path / 'empty')
     assert compare_runs.main([str(tmp_path), str(tmp_path), '--out', str(tmp_path / 'out')]) == 2
     assert 'run names' in capsys.readouterr().err and not (tmp_path / 'out').exists()
+
+
+def test_a_group_without_classes_is_na_in_the_table_and_empty_in_the_csv(tmp_path):
+    # LongTailAccuracy leaves out a group without classes (no few-shot class on CIFAR-100-LT ratio 10 by its own
+    # counts); read_run gives None for it.
+    run = dict(epochs=5, trainable=10, total=1000, trainable_share=1.0, top1=80.0, many=85.0, medium=70.0, few=None)
+    assert compare_runs.markdown_table({'r10': run}).splitlines()[-1] == (
+        '| r10 | 5 | 10 | 1,000 | 1 % | 80.00 | 85.00 | 70.00 | n/a |')
+    compare_runs.write_csv({'r10': run}, tmp_path / 'runs.csv')
+    with open(tmp_path / 'runs.csv', newline='') as f:
+        row, = csv.DictReader(f)
+    assert (row['medium'], row['few']) == ('70.0', '')

@@ -45,7 +45,8 @@ def without_weights(cfg):
     """The config's model with nothing to download: the architecture is what is checked, not weights or data."""
     for part in (cfg.model.backbone, cfg.model.head.get('text_init') or {}):
         if 'pretrained' in part:
-            part.pretrained = None
+            # timm backbones take True / False for timm's weights / random ones, open_clip ones a tag or None.
+            part.pretrained = False if isinstance(part.pretrained, bool) else None
     cfg.model.backbone.pop('init_cfg', None)
     if cfg.model.head.type == 'ZeroShotClsHead':
         # Zero-shot heads encode their prompts when built: a few classes stand in for the datasets' (absent) files.
@@ -54,11 +55,19 @@ def without_weights(cfg):
     return cfg.model
 
 
+# Keys that only choose the size of an encoder (open_clip architecture, timm model name): the same code builds every
+# size, and a ViT-L takes ~15 s to build on a CPU.
+SIZE_KEYS = ('arch', 'model_name')
+
+
 def distinct_backbones(paths):
-    """One config per distinct backbone: building a ViT-B/16 is the slow part, and most variants share it."""
+    """One config per distinct backbone up to its size: building a ViT-B/16 is the slow part, and most variants
+    share it. Configs under a ``backbones/`` folder (other sizes of the same encoders) come last, so that a smaller
+    config represents them where one exists."""
     seen = {}
-    for path in paths:
-        seen.setdefault(json.dumps(load(path).model.backbone.to_dict(), sort_keys=True, default=str), path)
+    for path in sorted(paths, key=lambda path: ('/backbones/' in path, path)):
+        backbone = {key: value for key, value in load(path).model.backbone.to_dict().items() if key not in SIZE_KEYS}
+        seen.setdefault(json.dumps(backbone, sort_keys=True, default=str), path)
     return sorted(seen.values())
 
 

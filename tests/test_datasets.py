@@ -679,6 +679,34 @@ def test_cifar100_lt_other_ratios_group_by_ratio_100(full_cifar, ratio, total):
         exponential_class_sizes(500, 100, 100))
 
 
+@pytest.mark.parametrize('ratio', [100, 50, 10])
+def test_cifar100_lt_group_ratio_none_groups_by_its_own_counts(full_cifar, ratio):
+    # LIFT+'s grouping: each ratio by its own training counts.
+    dataset = CIFAR100LT(str(full_cifar), split='test', imbalance_ratio=ratio, group_ratio=None, lazy_init=True)
+    own = tuple(exponential_class_sizes(500, 100, ratio))
+    assert dataset.metainfo['class_counts'] == dataset.metainfo['group_counts'] == own
+
+
+def test_cifar100_lt_ratio_10_by_its_own_counts_reports_no_few_group(full_cifar):
+    from lift_mm.evaluation.metrics import LongTailAccuracy
+    dataset = CIFAR100LT(str(full_cifar), split='test', imbalance_ratio=10, group_ratio=None, lazy_init=True)
+    metric = LongTailAccuracy(topk=1)
+    metric.dataset_meta = dataset.metainfo
+    # One test image per class; classes 0-4 right (all many-shot: sizes 500 down to 101), the others taken for the
+    # next class, so class 0 is also predicted for class 99 (F1 2/3) and classes 1-4 have F1 1.
+    many = sum(size > 100 for size in exponential_class_sizes(500, 100, 10))
+    results = [dict(gt_label=c, pred_topk=[c if c < 5 else (c + 1) % 100]) for c in range(100)]
+    assert metric.compute_metrics(results) == pytest.approx(dict(
+        top1=5.0, many=100 * 5 / many, medium=0.0, mean_class=5.0, macro_f1=4 + 2 / 3, worst_class=0.0,
+        hmean_class=100 / (5 / 1 + 95 / 1e-5) * 100, gmean_class=0.0))
+
+
+@pytest.mark.parametrize('group_ratio', [0.5, '100'])
+def test_cifar100_lt_rejects_a_bad_group_ratio(full_cifar, group_ratio):
+    with pytest.raises(ValueError, match=r"CIFAR100LT group_ratio must be at least 1 .* or None .*, got "):
+        CIFAR100LT(str(full_cifar), group_ratio=group_ratio, lazy_init=True)
+
+
 def test_cifar100_lt_test_split_is_balanced_with_train_counts(full_cifar):
     dataset = CIFAR100LT(
         str(full_cifar),

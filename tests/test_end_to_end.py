@@ -99,3 +99,23 @@ def test_two_process_cpu_training_with_dist_train(trained):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     metrics(log)
     assert (work_dir / 'epoch_1.pth').is_file()
+
+
+def test_lift_plus_demo_trains_on_its_mda_schedule_with_persistent_workers(trained):
+    """LIFT+'s demo through the tools, with the config's 2 persistent data-loader workers: the hook moves the crops'
+    smallest area along the convex schedule, min_area = 0.08 + (1 - sqrt(1 - t^2)) (1 - 0.08) at t = epoch / (2 - 1),
+    and the run ends with the long-tail metrics and a compact checkpoint."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(REPO / 'configs/lift_plus/lift-plus_demo.py'))
+    assert cfg.train_dataloader.num_workers == 2 and cfg.train_dataloader.persistent_workers
+    work_dir = trained['root'] / 'lift_plus'
+    log = run_tool([sys.executable, 'tools/train.py', 'configs/lift_plus/lift-plus_demo.py'], work_dir,
+                   trained['data_root'], ['train_cfg.max_epochs=2', 'train_cfg.val_interval=2', 'param_scheduler.end=2',
+                                          'param_scheduler.T_max=2'])
+    areas = [float(a) for a in re.findall(r'AugmentationScheduleHook: epoch \d/2, .* minimum crop area: ([\d.]+) '
+                                          r'\(convex\)', log)]
+    assert areas == pytest.approx([0.08 + (1 - np.sqrt(1 - t**2)) * 0.92 for t in (0.0, 1.0)], abs=1e-4)
+    metrics(log)
+    assert warning_lines(log) == []
+    assert (work_dir / 'epoch_2.pth').stat().st_size < 200_000

@@ -130,7 +130,8 @@ def test_group_accuracy_is_over_samples_not_classes():
     result = evaluate(metric, samples)
     assert result['long_tail/many'] == pytest.approx(80.0)
     assert result['long_tail/mean_class'] == pytest.approx(100 * 2 / 3)
-    assert result['long_tail/medium'] != result['long_tail/medium']  # nan
+    # The medium group has no classes: no key rather than nan.
+    assert 'long_tail/medium' not in result
     assert result['long_tail/worst_class'] == 0.0
     assert result['long_tail/gmean_class'] == 0.0
     # The 0% class is floored at 0.001% for the harmonic mean, as LIFT does.
@@ -151,15 +152,43 @@ def warnings_logged(monkeypatch):
     return messages
 
 
-def test_empty_group_warns(warnings_logged):
+@pytest.fixture
+def messages_logged(monkeypatch):
+    """(level, message) of everything the metric logs."""
+    messages = []
+    monkeypatch.setattr(
+        long_tail_accuracy, 'print_log',
+        lambda msg, logger=None, level=logging.INFO: messages.append(
+            (level, msg)))
+    return messages
+
+
+def test_group_without_classes_is_left_out_and_said_so(messages_logged):
     samples = make_samples(20, num_classes=3)
     metric = LongTailAccuracy(topk=(1, 2), class_counts=(500, 400, 5))
     result = evaluate(metric, samples)
-    assert math.isnan(result['long_tail/medium'])
-    assert warnings_logged == [
-        'LongTailAccuracy: no evaluated sample belongs to the medium group '
-        '(0 classes); its accuracy is nan.'
-    ]
+    expected, _ = reference_metrics(samples, (500, 400, 5), topk=(1, 2))
+    assert math.isnan(expected.pop('medium'))
+    assert_metrics_close(result, expected)
+    assert messages_logged == [(
+        logging.INFO,
+        'LongTailAccuracy: the medium group has no classes (no class has 20 '
+        'to 100 training images in the counts that define the groups); '
+        'medium accuracy is not reported.')]
+
+
+def test_group_whose_classes_have_no_samples_is_left_out_with_a_warning(
+        messages_logged):
+    samples = [s for s in make_samples(60, num_classes=3)
+               if int(s['gt_label'][0]) != 2]
+    metric = LongTailAccuracy(topk=1, class_counts=(500, 50, 5))
+    result = evaluate(metric, samples)
+    assert 'long_tail/few' not in result
+    assert {'long_tail/many', 'long_tail/medium'} <= set(result)
+    assert not any(math.isnan(value) for value in result.values())
+    assert (logging.WARNING,
+            'LongTailAccuracy: no evaluated sample belongs to the few group '
+            '(1 classes); few accuracy is not reported.') in messages_logged
 
 
 def test_classes_without_samples_are_left_out_of_class_metrics(

@@ -117,8 +117,11 @@ class CIFAR100LT(BaseDataset):
 
     The dataset's ``metainfo`` holds ``classes`` (the fine label names),
     ``class_counts`` (training images per class at this ratio, for both
-    splits) and ``group_counts``: the ratio-100 counts, which define the
-    many / medium / few groups at every ratio, as in LIFT.
+    splits) and ``group_counts``: the training counts at ``group_ratio``,
+    which define the many / medium / few groups. LIFT groups every ratio by
+    the ratio-100 counts (the default); LIFT+ groups each ratio by its own
+    counts (``group_ratio=None``), which at ratio 10 leaves no few-shot
+    class.
 
     Args:
         data_root (str): The folder holding ``cifar-100-python``.
@@ -126,6 +129,9 @@ class CIFAR100LT(BaseDataset):
         imbalance_ratio (float): Largest over smallest training class:
             100, 50, 10 in the literature, 1 for balanced CIFAR-100.
             Defaults to 100.
+        group_ratio (float, optional): Imbalance ratio whose training counts
+            define the many / medium / few groups: 100 as in LIFT, or None
+            for ``imbalance_ratio`` itself, as in LIFT+. Defaults to 100.
         metainfo (dict, optional): Extra meta information; it must not set
             the keys above. Defaults to None.
         pipeline (Sequence): Processing pipeline. Defaults to ().
@@ -146,13 +152,12 @@ class CIFAR100LT(BaseDataset):
     """
 
     SPLITS = ('train', 'test')
-    #: Imbalance ratio whose class sizes define the groups (LIFT).
-    GROUP_RATIO = 100
 
     def __init__(self,
                  data_root: str,
                  split: str = 'train',
                  imbalance_ratio: float = 100,
+                 group_ratio: Optional[float] = 100,
                  metainfo: Optional[dict] = None,
                  pipeline: Sequence = (),
                  test_mode: bool = False,
@@ -165,8 +170,16 @@ class CIFAR100LT(BaseDataset):
         if clashes:
             raise ValueError(f'CIFAR100LT derives {clashes} from the archive; '
                              'remove them from the dataset config.')
+        if group_ratio is not None and not (
+                isinstance(group_ratio, (int, float)) and group_ratio >= 1):
+            raise ValueError(
+                f'CIFAR100LT group_ratio must be at least 1 (100 groups by '
+                'the ratio-100 counts, as LIFT) or None (groups by '
+                f'imbalance_ratio, as LIFT+), got {group_ratio!r}.')
         self.split = split
         self.imbalance_ratio = imbalance_ratio
+        self.group_ratio = imbalance_ratio if group_ratio is None \
+            else group_ratio
         root = osp.expanduser(data_root)
         classes = _load_pickle(
             osp.join(root, ARCHIVE_FOLDER, 'meta'),
@@ -191,7 +204,7 @@ class CIFAR100LT(BaseDataset):
             class_counts=tuple(self.class_sizes),
             group_counts=tuple(
                 exponential_class_sizes(max_count, NUM_CLASSES,
-                                        self.GROUP_RATIO)))
+                                        self.group_ratio)))
         super().__init__(
             ann_file='',
             metainfo=metainfo,
@@ -229,4 +242,5 @@ class CIFAR100LT(BaseDataset):
             f'Archive: \t{osp.join(self.data_root, ARCHIVE_FOLDER)}',
             f'Split: \t{self.split}',
             f'Imbalance ratio: \t{self.imbalance_ratio}',
+            f'Groups by the counts of ratio: \t{self.group_ratio}',
         ]

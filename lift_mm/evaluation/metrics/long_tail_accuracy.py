@@ -27,7 +27,7 @@ class LongTailAccuracy(BaseMetric):
     The long-tail groups come from the per-class *training* counts (see
     :func:`~lift_mm.datasets.long_tail_groups`): ``class_counts=`` if given,
     else ``dataset_meta['group_counts']`` if the dataset defines it (CIFAR-100
-    at ratio 50 / 10 groups by the ratio-100 counts, as LIFT does), else
+    groups by the counts of its ``group_ratio``), else
     ``dataset_meta['class_counts']``, which :class:`~lift_mm.datasets.\
 LongTailDataset` and its subclasses provide.
 
@@ -38,7 +38,10 @@ LongTailDataset` and its subclasses provide.
       ground-truth class is in the group. On a class-balanced test set (as
       in ImageNet-LT, Places-LT, iNaturalist 2018 and CIFAR-100-LT) this
       equals LIFT's mean of the per-class accuracies of the group. A group
-      without evaluated samples gives ``nan`` and a warning.
+      without classes (e.g. few-shot on CIFAR-100-LT at ratio 10 grouped by
+      its own counts, as LIFT+ does) is left out of the metrics with an
+      info line saying it has no classes; a group whose classes have no
+      evaluated sample is left out with a warning. No value is ``nan``.
     - ``mean_class``: mean per-class top-1 accuracy (balanced accuracy).
     - ``macro_f1``: mean F1 score over the classes.
     - ``worst_class``: lowest per-class top-1 accuracy.
@@ -202,18 +205,32 @@ LongTailDataset` and its subclasses provide.
             for k in self.topk
         }
         groups = long_tail_groups(group_counts, self.many_thr, self.few_thr)
+        rules = dict(
+            many=f'more than {self.many_thr}',
+            medium=f'{self.few_thr} to {self.many_thr}',
+            few=f'fewer than {self.few_thr}')
         for name in GROUP_NAMES:
+            # A missing key rather than nan, which would spoil the choice of
+            # the best checkpoint, averages over runs and the JSON logs.
+            if not groups[name].size:
+                print_log(
+                    f'{type(self).__name__}: the {name} group has no classes '
+                    f'(no class has {rules[name]} training images in the '
+                    f'counts that define the groups); {name} accuracy is not '
+                    'reported.',
+                    logger='current',
+                    level=logging.INFO)
+                continue
             in_group = np.isin(gt, groups[name])
-            if in_group.any():
-                metrics[name] = 100.0 * float(correct[in_group].mean())
-            else:
-                metrics[name] = math.nan
+            if not in_group.any():
                 print_log(
                     f'{type(self).__name__}: no evaluated sample belongs to '
-                    f'the {name} group ({groups[name].size} classes); its '
-                    'accuracy is nan.',
+                    f'the {name} group ({groups[name].size} classes); {name} '
+                    'accuracy is not reported.',
                     logger='current',
                     level=logging.WARNING)
+                continue
+            metrics[name] = 100.0 * float(correct[in_group].mean())
 
         per_class_total = np.bincount(gt, minlength=num_classes)
         per_class_correct = np.bincount(
@@ -266,8 +283,7 @@ LongTailDataset` and its subclasses provide.
 
         classes = (self.dataset_meta or {}).get('classes')
         content = dict(
-            metrics={k: finite_or_none(v)
-                     for k, v in metrics.items()},
+            metrics=metrics,
             prefix=self.prefix,
             many_thr=self.many_thr,
             few_thr=self.few_thr,

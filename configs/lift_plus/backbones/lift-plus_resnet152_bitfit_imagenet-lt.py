@@ -1,0 +1,4 @@
+# LIFT+ on ImageNet-LT with timm's ImageNet-1k ResNet-152 (`resnet152`) and bias tuning (BitFit).
+_base_ = ['./lift-plus_resnet50_bitfit_imagenet-lt.py']
+
+model = dict(backbone=dict(model_name='resnet152'))

@@ -1,0 +1,4 @@
+# LIFT+ on Places-LT tested with five-crop test-time ensembling, as LIFT+ reports it.
+_base_ = ['./lift-plus_vitb16_places-lt.py', '../_base_/tte/lift-plus_tte_five-crop_224.py']
+
+custom_hooks = _base_.custom_hooks + [dict(type='TestTimeEnsembleHook')]
