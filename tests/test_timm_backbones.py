@@ -3,6 +3,7 @@ light modules, light modules against formulas, trained parameter sets, compact c
 initialisation from image features."""
 import pickle
 from fractions import Fraction
+from types import SimpleNamespace
 
 import huggingface_hub
 import numpy as np
@@ -68,6 +69,24 @@ def timm_features(files, kind, images):
     model = files['models'][kind]
     with torch.no_grad():
         return model.forward_head(model.forward_features(images), pre_logits=True)
+
+
+@pytest.mark.parametrize('kind', ['vit', 'resnet'])
+def test_mmpretrains_class_number_check_passes_a_classifier_on_a_timm_backbone(files, kind):
+    # The default runtime's ClassNumCheckHook reads ``num_classes`` of every module; timm's model without its
+    # classifier records 0, which stopped every run of a timm config.
+    classes = tuple(f'class_{index}' for index in range(5))
+    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(type='TimmResNet' if kind == 'resnet' else
+                                                                  'TimmVisionTransformer',
+                                                                  pretrained=files['paths'][kind],
+                                                                  light_modules=[], **(VIT if kind == 'vit' else
+                                                                                        RESNET)),
+                              head=dict(type='LinearClsHead', num_classes=len(classes), in_channels=8),
+                              data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=len(classes))))
+    runner = SimpleNamespace(model=model)
+    HOOKS.build(dict(type='ClassNumCheckHook'))._check_head(runner, SimpleNamespace(CLASSES=classes))
+    with pytest.raises(AssertionError, match=r'`num_classes` \(5\) in ClsDataPreprocessor'):
+        HOOKS.build(dict(type='ClassNumCheckHook'))._check_head(runner, SimpleNamespace(CLASSES=classes[:4]))
 
 
 @pytest.mark.parametrize('kind', ['vit', 'resnet'])

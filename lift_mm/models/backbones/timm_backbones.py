@@ -86,6 +86,10 @@ class TimmFoundation(FrozenFoundationMixin, TIMMBackbone):
         if not isinstance(self.timm_model, self.MODEL_TYPE):
             raise ValueError(f'{kind}: timm builds `model_name`={model_name!r} as a {type(self.timm_model).__name__}'
                              f', not a {self.MODEL_TYPE.__name__} ({list(self.EXAMPLES)}, ...).')
+        # The classifier is gone, so timm records ``num_classes = 0``; mmpretrain's ClassNumCheckHook (in the
+        # default runtime) compares every module's ``num_classes`` with the dataset's classes and would stop
+        # every run. The feature forward never reads it.
+        del self.timm_model.num_classes
         self.timm_model.eval()
 
     def _build_pretrained(self, model_name: str, pretrained: Union[bool, str], kwargs: dict) -> None:
