@@ -76,11 +76,9 @@ def test_mmpretrains_class_number_check_passes_a_classifier_on_a_timm_backbone(f
     # The default runtime's ClassNumCheckHook reads ``num_classes`` of every module; timm's model without its
     # classifier records 0, which stopped every run of a timm config.
     classes = tuple(f'class_{index}' for index in range(5))
-    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(type='TimmResNet' if kind == 'resnet' else
-                                                                  'TimmVisionTransformer',
-                                                                  pretrained=files['paths'][kind],
-                                                                  light_modules=[], **(VIT if kind == 'vit' else
-                                                                                        RESNET)),
+    backbone = dict(type='TimmResNet' if kind == 'resnet' else 'TimmVisionTransformer',
+                    pretrained=files['paths'][kind], light_modules=[], **(VIT if kind == 'vit' else RESNET))
+    model = MODELS.build(dict(type='ImageClassifier', backbone=backbone,
                               head=dict(type='LinearClsHead', num_classes=len(classes), in_channels=8),
                               data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=len(classes))))
     runner = SimpleNamespace(model=model)
