@@ -4,6 +4,7 @@ Test machines are small and shared; one thread per process avoids the oversubscr
 many times slower when several processes compete for few cores.
 """
 import contextlib
+import importlib.util
 import os
 import re
 import socket
@@ -110,3 +111,13 @@ def last_metrics(log: str) -> Dict[str, float]:
 def warning_lines(log: str) -> List[str]:
     """The lines of ``log`` that are warnings or errors (:data:`WARNING_LINE`)."""
     return [line for line in log.splitlines() if WARNING_LINE.search(line)]
+
+
+def load_tool(name: str):
+    """The script ``tools/analysis/<name>.py`` imported as a module named ``name``."""
+    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / 'analysis' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    # Worker processes find the tool's functions by module name.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,4 @@
 """Tests of tools/analysis/check_dataset.py and plot_long_tail.py."""
-import importlib.util
 import json
 import os
 import re
@@ -13,18 +12,9 @@ import torch
 from PIL import Image
 
 from lift_mm.evaluation.metrics import LongTailAccuracy
-from demo_runs import REPO
+from demo_runs import REPO, load_tool
 
 TOOLS = REPO / 'tools' / 'analysis'
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    # Worker processes find the tool's functions by module name.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 check_dataset = load_tool('check_dataset')

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_analysis_tools import load_tool
 
 from lift_mm.engine import load_checkpoint_strictly
-from demo_runs import demo_runner, one_thread, run_tool
+from demo_runs import demo_runner, load_tool, one_thread, run_tool
 
 CONFIG = 'configs/lift/lift_demo.py'
 SHOTS = 30

@@ -20,8 +20,7 @@ from PIL import Image
 import lift_mm  # noqa: F401
 from lift_mm.engine import load_checkpoint_strictly
 from lift_mm.engine.hooks.utils import per_class_indices, train_images_cfg
-from demo_runs import REPO, demo_runner, free_port, last_metrics, one_thread, run_test_tool
-from test_analysis_tools import load_tool
+from demo_runs import REPO, demo_runner, free_port, last_metrics, load_tool, one_thread, run_test_tool
 
 DEMO = 'configs/lift/lift_demo.py'
 
