@@ -55,9 +55,20 @@ def without_weights(cfg):
     return cfg.model
 
 
-# Keys that only choose the size of an encoder (open_clip architecture, timm model name): the same code builds every
-# size, and a ViT-L takes ~15 s to build on a CPU.
-SIZE_KEYS = ('arch', 'model_name')
+# Keys that only choose sizes (open_clip architecture, timm model name, the class count of 'auto' sizes): the same
+# code builds every size, and a ViT-L takes ~15 s to build on a CPU.
+SIZE_KEYS = ('arch', 'model_name', 'num_classes')
+
+
+def build_key(backbone: dict) -> str:
+    """The backbone config without its sizes: light modules keep their kinds and options, not their numbers
+    (ratios, widths, lengths), which the same code builds."""
+    backbone = {key: value for key, value in backbone.items() if key not in SIZE_KEYS}
+    backbone['light_modules'] = [
+        {key: value for key, value in entry.items() if not isinstance(value, (int, float))}
+        if isinstance(entry, dict) else entry for entry in backbone.get('light_modules', ())
+    ]
+    return json.dumps(backbone, sort_keys=True, default=str)
 
 
 def distinct_backbones(paths):
@@ -66,8 +77,7 @@ def distinct_backbones(paths):
     config represents them where one exists."""
     seen = {}
     for path in sorted(paths, key=lambda path: ('/backbones/' in path, path)):
-        backbone = {key: value for key, value in load(path).model.backbone.to_dict().items() if key not in SIZE_KEYS}
-        seen.setdefault(json.dumps(backbone, sort_keys=True, default=str), path)
+        seen.setdefault(build_key(load(path).model.backbone.to_dict()), path)
     return sorted(seen.values())
 
 
