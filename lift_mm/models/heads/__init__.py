@@ -1,4 +1,5 @@
 from .class_weight_head import ClassWeightHead
+from .clip_text_encoder import CLIPTextEncoder
 from .cosine_cls_head import CosineClsHead
 from .l2_normed_cls_head import L2NormedClsHead
 from .layer_normed_cls_head import LayerNormedClsHead
@@ -9,6 +10,7 @@ from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, l
 from .zero_shot_cls_head import ZeroShotClsHead
 
 __all__ = [
+    'CLIPTextEncoder',
     'ClassWeightHead', 'CosineClsHead', 'L2NormedClsHead', 'LIFTLinearClsHead', 'LayerNormedClsHead', 'PROMPT_SETS',
     'class_descriptions', 'encode_class_prompts', 'fit_balanced_logistic_regression', 'load_descriptors',
     'prompt_templates', 'to_image_feature_space', 'ZeroShotClsHead'

@@ -4,9 +4,10 @@ from .host_tuning import BatchNormTuning, BitFit, FullFineTuning, LayerNormTunin
 from .lora import LoRA, LoRAMLP
 from .sparse_tuning import SparseTuning
 from .ssf import SSFMLP, SSFAttn, SSFLayerNorm, SSFOutput
-from .vpt import VPTDeep, VPTShallow
+from .vpt import PromptTuningDeep, PromptTuningShallow, VPTDeep, VPTShallow
 
 __all__ = [
     'AdaptFormer', 'Adapter', 'BatchNormTuning', 'BitFit', 'FullFineTuning', 'LayerNormTuning', 'LoRA', 'LoRAMLP',
-    'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'SSFOutput', 'SparseTuning', 'VPTDeep', 'VPTShallow', 'inject_light_modules'
+    'PromptTuningDeep', 'PromptTuningShallow', 'SSFAttn', 'SSFLayerNorm', 'SSFMLP', 'SSFOutput', 'SparseTuning',
+    'VPTDeep', 'VPTShallow', 'inject_light_modules'
 ]

@@ -55,8 +55,9 @@ class BlockContext:
         num_heads (int): Number of attention heads.
         num_layers (int): Number of transformer blocks of the whole encoder.
         block_index (int): Index of the block the module goes into.
-        num_tokens (int): Tokens the encoder feeds its first block (class token and patches).
-        patch_size (Tuple[int, int]): Patch size of the encoder.
+        num_tokens (int): Tokens the encoder feeds its first block (class token and patches; for a text encoder,
+            its context length).
+        patch_size (Tuple[int, int], optional): Patch size of the encoder; None for a text encoder.
         num_classes (int, optional): Number of classes of the task, needed by ``'auto'`` sizes.
             Defaults to None.
     """
@@ -66,7 +67,7 @@ class BlockContext:
     num_layers: int
     block_index: int
     num_tokens: int
-    patch_size: Tuple[int, int]
+    patch_size: Optional[Tuple[int, int]]
     num_classes: Optional[int] = None
 
 
@@ -233,7 +234,7 @@ class TunableBlock(LightModuleContainer):
         """The module whose weights light modules act on."""
         return self.block
 
-    def context(self, num_layers: int, block_index: int, num_tokens: int, patch_size: Tuple[int, int],
+    def context(self, num_layers: int, block_index: int, num_tokens: int, patch_size: Optional[Tuple[int, int]],
                 num_classes: Optional[int]) -> BlockContext:
         """Sizes of this block, for building light modules."""
         parts = self.parts()
@@ -247,7 +248,7 @@ class TunableBlock(LightModuleContainer):
             weight, bias = fn(weight, bias)
         return self.at_site(site, x, F.linear(x, weight, bias))
 
-    def forward(self, x: torch.Tensor, class_token_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, class_token_only: bool = False, causal: bool = False) -> torch.Tensor:
         """Run the block on tokens of shape (batch, tokens, width).
 
         Args:
@@ -256,6 +257,10 @@ class TunableBlock(LightModuleContainer):
                 serves as key and value of the attention, but the output projection and the MLP run for the
                 class token alone: in the last block of an encoder whose output is the class token, that skips
                 most of the block's work. Defaults to False.
+            causal (bool): Causal attention, each token attending to itself and the tokens before it (the mask of
+                CLIP's text transformer). It is a flag rather than a mask tensor because light modules at the
+                ``tokens`` site may change the number of tokens, so the mask is made for the tokens as they are
+                after that site; it is also PyTorch's fastest masked attention. Defaults to False.
         """
         p = self.parts()
         x = self.at_site('tokens', x, x)
@@ -264,7 +269,8 @@ class TunableBlock(LightModuleContainer):
         q, k, v = qkv.view(batch, tokens, 3, p.num_heads, width // p.num_heads).permute(2, 0, 3, 1, 4)
         if class_token_only:
             q, x = q[:, :, :1], x[:, :1]
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, q.shape[2], width)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        attended = attended.transpose(1, 2).reshape(batch, q.shape[2], width)
         x = x + p.ls_1(self._linear('attn_out', attended, p.out_proj.weight, p.out_proj.bias))
         hidden = self._linear('mlp_in', self.at_site('ln_2', x, p.ln_2(x)), p.fc1.weight, p.fc1.bias)
         branch = self._linear('mlp_out', p.act(hidden), p.fc2.weight, p.fc2.bias)
@@ -373,7 +379,7 @@ def inject_light_modules(blocks: nn.ModuleList,
                          light_module_cfgs: Sequence[LightModuleEntry],
                          block_type: Type[TunableBlock],
                          num_tokens: int,
-                         patch_size: Tuple[int, int],
+                         patch_size: Optional[Tuple[int, int]],
                          num_classes: Optional[int] = None) -> None:
     """Replace every block of ``blocks`` in place by a ``block_type`` holding its light modules.
 
@@ -388,7 +394,7 @@ def inject_light_modules(blocks: nn.ModuleList,
             names of kinds, for their defaults.
         block_type (type): The :class:`TunableBlock` subclass that reads the host's block layout.
         num_tokens (int): Tokens entering the first block.
-        patch_size (Tuple[int, int]): Patch size of the encoder.
+        patch_size (Tuple[int, int], optional): Patch size of the encoder; None for a text encoder.
         num_classes (int, optional): Number of classes, for ``'auto'`` sizes. Defaults to None.
     """
     num_layers = len(blocks)
