@@ -12,7 +12,7 @@ model = dict(
         in_channels=64,
         classnames={{_base_.classnames}},
         loss=dict(type='LogitAdjustedLoss', tau=1.0),
-        context=dict(length=4, class_position='end')))
+        context=dict(n_ctx=4, position='end')))
 
 train_cfg = dict(max_epochs=3, val_interval=3)
 param_scheduler = dict(end=3, T_max=3)

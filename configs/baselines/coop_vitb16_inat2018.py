@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/clip-text-head_vit-b16.py',
     '../_base_/datasets/inat2018_bs128_clip-224.py',
-    '../_base_/schedules/coop_sgd_50e_bs32.py',
+    '../_base_/schedules/coop_sgd_50e.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -15,4 +15,6 @@ model = dict(
     head=dict(
         num_classes=8142,
         classnames='data/inat2018/categories.json',
-        context=dict(length=4, class_position='end')))
+        context=dict(n_ctx=4, position='end')))
+
+train_dataloader = dict(batch_size=32)

@@ -18,6 +18,11 @@ HEAD_PREFIX = 'model.head.'
 CLIP_ADAPTER_KEYS = ('bottleneck', 'image', 'text', 'ratio')
 
 
+def _drop_text_cache(head: 'TextEncoderClsHead', incompatible_keys) -> None:
+    # A function of the module, not a closure, so that copies and pickles of the head keep a hook of their own.
+    head.drop_text_cache()
+
+
 class CLIPJointSpace(nn.Module):
     """CLIP's map of the image feature into the joint image-text space, and its logit scale, copied from a CLIP.
 
@@ -146,7 +151,7 @@ class TextEncoderClsHead(ClsHead):
         self.image_adapter: Optional[ClipAdapter] = None
         self.text_adapter: Optional[ClipAdapter] = None
         self._cached_text: Optional[torch.Tensor] = None
-        self.register_load_state_dict_post_hook(lambda module, incompatible_keys: module.drop_text_cache())
+        self.register_load_state_dict_post_hook(_drop_text_cache)
 
     @staticmethod
     def _check_clip_adapter(cfg: dict) -> dict:
@@ -184,9 +189,8 @@ class TextEncoderClsHead(ClsHead):
         if clip is None:
             raise ValueError('TextEncoderClsHead classifies with the text tower of the backbone\'s CLIP, and the '
                              'backbone is not a CLIP encoder: use a CLIPVisionTransformer or CLIPResNet backbone.')
-        model = clip.model
-        self.text_encoder = CLIPTextEncoder(model, **self._encoder_cfg)
-        joint_space = CLIPJointSpace(model)
+        self.text_encoder = CLIPTextEncoder(clip, num_classes=self.num_classes, **self._encoder_cfg)
+        joint_space = CLIPJointSpace(clip.model)
         width = (self.text_encoder.output_dims
                  if joint_space.image_proj is None else joint_space.image_proj.shape[0])
         if width != self.in_channels:
@@ -202,7 +206,11 @@ class TextEncoderClsHead(ClsHead):
                                  'projection (a CLIP ResNet pools into the joint space): set it to False.')
             joint_space.image_proj.requires_grad_(True)
         if self.tune_text_projection:
-            self.text_encoder.text_projection.requires_grad_(True)
+            projection = self.text_encoder.text.text_projection
+            if projection is None:
+                raise ValueError(f'`{HEAD_PREFIX}tune_text_projection=True`, but this CLIP has no text projection: '
+                                 'set it to False.')
+            projection.requires_grad_(True)
         self.joint_space = joint_space
         if self.clip_adapter is not None:
             dims, bottleneck, ratio = self.text_encoder.output_dims, self.clip_adapter['bottleneck'], \
