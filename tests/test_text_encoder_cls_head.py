@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
 from demo_runs import REPO, free_port, last_metrics, run_test_tool, run_tool
+from lift_mm.models.heads import CLIPTextEncoder
 from lift_mm.models.heads.text_encoder_cls_head import ClipAdapter
 from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
@@ -61,7 +62,11 @@ def test_untrained_head_is_zero_shot_clip_with_one_prompt(clip_file, clip, image
 @pytest.mark.parametrize('config', ['configs/zero_shot/zsclip_demo_single-prompt.py'])
 def test_single_prompt_zero_shot_config_equals_open_clip(config, clip, images):
     cfg = Config.fromfile(str(REPO / config))
-    model = MODELS.build(cfg.model).eval()
+    # The zero-shot head encodes its one prompt with the text encoder the text-side methods train.
+    with mock.patch.object(CLIPTextEncoder, 'encode_classes', autospec=True,
+                           side_effect=CLIPTextEncoder.encode_classes) as encode:
+        model = MODELS.build(cfg.model).eval()
+    assert [call.args[1:] for call in encode.call_args_list] == [(cfg.classnames, TEMPLATE)]
     # The demo's random CLIP (pretrained=None) is open_clip's CLIP of the tiny architecture from seed 0.
     with torch.no_grad():
         torch.testing.assert_close(model(images, mode='tensor'),
