@@ -13,9 +13,9 @@ from open_clip.tokenizer import SimpleTokenizer
 from torch.nn import functional as F
 
 import lift_mm  # noqa: F401
-from demo_runs import REPO, free_port, last_metrics, run_test_tool, run_tool
 from lift_mm.models.heads import CLIPTextEncoder
 from lift_mm.models.heads.text_encoder_cls_head import ClipAdapter
+from demo_runs import REPO, free_port, last_metrics, run_test_tool, run_tool
 from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
 NAMES = ['tabby_cat', 'dog', 'red square']
