@@ -77,9 +77,10 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
       the end token by the number inserted; kinds that need an image encoder are refused.
 
     Under the causal mask no token sees those after it, so the tokens after the last end token of a chunk of
-    classes are dropped before the transformer: the features are those of the full context, for a fraction of
-    the work. The frozen text weights are left out of the state dict (checked by a fingerprint, as for the
-    backbones, see :func:`~lift_mm.models.utils.make_state_dict_compact`); what trains is saved.
+    classes are dropped before the transformer, and chunks hold prompts of about one length: the features are
+    those of the full context, for a fraction of the work. The frozen text weights are left out of the state dict
+    (checked by a fingerprint, as for the backbones, see :func:`~lift_mm.models.utils.make_state_dict_compact`);
+    what trains is saved.
 
     Args:
         clip (SharedCLIP): The CLIP whose text tower this is; its ``arch`` names the tokenizer.
@@ -118,11 +119,12 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
         self.tokenizer = build_tokenizer(clip.arch)
         self.chunk_size = chunk_size
         self.build_light_weight('text', light_modules, num_classes, compact_state_dict, check_fingerprint)
-        self.ctx, self.position = None, 'end'
+        self.ctx: Optional[nn.Parameter] = None
+        self.context_position: Optional[str] = None
         if context is not None:
             self._build_context(dict(context))
         # The token ids of the last classes encoded, so that each training step does not tokenize them again.
-        self._tokens_cache: Dict[tuple, Tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+        self._tokens_cache: Dict[tuple, Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]] = {}
 
     def add_light_modules(self, light_modules: Sequence[Union[dict, str]], num_classes: Optional[int]) -> None:
         """Wrap every text block in an :class:`OpenCLIPTunableBlock` holding its light modules."""
@@ -154,7 +156,7 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
                                  f"`context.n_ctx`={context['n_ctx']}: leave `n_ctx` unset with a phrase.")
             with torch.no_grad():
                 vectors = self.text.token_embedding(ids.to(self.text.token_embedding.weight.device)).float()
-        self.position = position
+        self.context_position = position
         self.ctx = nn.Parameter(vectors.to(self.text.positional_embedding))
 
     def _encode(self, text: str) -> List[int]:
@@ -180,7 +182,7 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
     def _context_tokens(self, names: Sequence[str], suffix: str) -> Tuple[torch.Tensor, torch.Tensor]:
         """Token ids of the prompts with the context's places held by padding, and those places."""
         n_ctx = self.ctx.shape[0]
-        before = {'end': n_ctx, 'front': 0, 'middle': n_ctx // 2}[self.position]
+        before = {'end': n_ctx, 'front': 0, 'middle': n_ctx // 2}[self.context_position]
         length = self.text.positional_embedding.shape[0]
         suffix_ids = self._encode(suffix)
         sot, eot = self.tokenizer.sot_token_id, self.tokenizer.eot_token_id
@@ -198,7 +200,14 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
                                      torch.arange(1 + before + len(name_ids), 1 + n_ctx + len(name_ids))])
         return ids, places
 
-    def _tokens(self, classnames: Sequence[str], template: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _tokens(self, classnames: Sequence[str],
+                template: str) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """Token ids and context places of the classes' prompts, ordered by length, and the order that restores
+        the classes' own.
+
+        Chunks of prompts of about one length drop most padding (see :meth:`encode_tokens`), which saves much of
+        the work when the lengths of the class names vary.
+        """
         key = (tuple(classnames), template)
         if key not in self._tokens_cache:
             if not isinstance(template, str) or template.count('{}') != 1:
@@ -206,10 +215,11 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
                                  'class name.')
             names = [name.replace('_', ' ') for name in classnames]
             if self.ctx is None:
-                tokens = (self.tokenizer([template.format(name) for name in names]), None)
+                ids, places = self.tokenizer([template.format(name) for name in names]), None
             else:
-                tokens = self._context_tokens(names, template.split('{}')[1])
-            self._tokens_cache = {key: tokens}
+                ids, places = self._context_tokens(names, template.split('{}')[1])
+            order = torch.argsort(self._pool_index(ids), stable=True)
+            self._tokens_cache = {key: (ids[order], None if places is None else places[order], torch.argsort(order))}
         return self._tokens_cache[key]
 
     def _pool_index(self, ids: torch.Tensor) -> torch.Tensor:
@@ -230,20 +240,22 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
             torch.Tensor: Features of shape (prompts, :attr:`output_dims`), not normalised.
         """
         text = self.text
-        ids = ids.to(text.token_embedding.weight.device)
         pool_index = self._pool_index(ids)
+        # Under the causal mask no token sees those after it: the tokens after the last end token are dropped.
+        length = int(pool_index.max()) + 1 if self.causal else ids.shape[1]
+        device = text.token_embedding.weight.device
+        ids, pool_index = ids.to(device), pool_index.to(device)
         tokens = text.token_embedding(ids).to(text.positional_embedding.dtype)
         if places is not None:
-            rows = torch.arange(len(ids), device=ids.device).unsqueeze(1)
+            rows = torch.arange(len(ids), device=device).unsqueeze(1)
             context = self.ctx.to(tokens.dtype).expand(len(ids), -1, -1)
-            tokens = tokens.index_put((rows, places.to(ids.device)), context)
-        length = int(pool_index.max()) + 1 if self.causal else ids.shape[1]
+            tokens = tokens.index_put((rows, places.to(device)), context)
         tokens = tokens[:, :length] + text.positional_embedding[:length].to(tokens.dtype)
         for block in text.resblocks:
             tokens = block(tokens, causal=self.causal)
         # Tokens that light modules inserted after the start token move the end token by their number.
         pool_index = pool_index + tokens.shape[1] - length
-        features = text.ln_final(tokens[torch.arange(len(ids), device=ids.device), pool_index])
+        features = text.ln_final(tokens[torch.arange(len(ids), device=device), pool_index])
         projection = text.text_projection
         if projection is None:
             return features
@@ -261,7 +273,9 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
         Returns:
             torch.Tensor: Features of shape (num_classes, :attr:`output_dims`), not normalised.
         """
-        ids, places = self._tokens(classnames, template)
+        if not len(classnames):
+            raise ValueError('CLIPTextEncoder.encode_classes: `classnames` is empty; it needs a name per class.')
+        ids, places, restore = self._tokens(classnames, template)
         recompute = torch.is_grad_enabled() and self.trainable and len(ids) > self.chunk_size
         features = []
         for start in range(0, len(ids), self.chunk_size):
@@ -271,4 +285,5 @@ class CLIPTextEncoder(FrozenFoundationMixin, BaseModule):
                 features.append(checkpoint(self.encode_tokens, *chunk, use_reentrant=False))
             else:
                 features.append(self.encode_tokens(*chunk))
-        return torch.cat(features)
+        features = torch.cat(features)
+        return features[restore.to(features.device)]

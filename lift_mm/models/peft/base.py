@@ -396,6 +396,10 @@ def inject_light_modules(blocks: nn.ModuleList,
         num_tokens (int): Tokens entering the first block.
         patch_size (Tuple[int, int], optional): Patch size of the encoder; None for a text encoder.
         num_classes (int, optional): Number of classes, for ``'auto'`` sizes. Defaults to None.
+
+    Raises:
+        ValueError: If a config neither acts at a site nor trains host weights in its blocks
+            (``BatchNormTuning`` in a transformer).
     """
     num_layers = len(blocks)
     wrapped = [block_type(block) for block in blocks]
@@ -406,6 +410,8 @@ def inject_light_modules(blocks: nn.ModuleList,
         if module_type.first_block_only:
             indices = indices[:1]
         shared = {}
+        # A kind acts through its sites or trains host weights; one that does neither here is a config mistake.
+        acts = False
         for index in indices:
             default_args = dict(context=wrapped[index].context(num_layers, index, num_tokens, patch_size,
                                                                num_classes))
@@ -413,5 +419,11 @@ def inject_light_modules(blocks: nn.ModuleList,
                 default_args['shared'] = shared
             module = MODELS.build(cfg, default_args=default_args)
             wrapped[index].add_light_module(module_type.__name__, module)
+            acts = acts or bool(module.sites()) or any(
+                True for _ in module.host_parameters(wrapped[index].light_module_host()))
+        if not acts:
+            raise ValueError(f'{module_type.__name__} in `light_modules` finds nothing to train in the blocks '
+                             f'{list(indices)} ({block_type.__name__}): the layers it tunes are not in them. '
+                             'Remove it, or choose a kind for this encoder.')
     for index, block in enumerate(wrapped):
         blocks[index] = block

@@ -4,6 +4,8 @@ Both the image backbone and the text-initialised heads build CLIP through :func:
 config keys (``arch``, ``pretrained``, ``quick_gelu``) mean the same thing everywhere; :class:`SharedCLIP` lets a
 head borrow the backbone's loaded model, so one run reads the weights once.
 """
+import functools
+import json
 import os
 import pickle
 import zipfile
@@ -292,7 +294,14 @@ class SharedCLIP:
 
 
 def build_tokenizer(arch: CLIPArch) -> Callable:
-    """The tokenizer that matches ``arch``'s text tower."""
+    """The tokenizer that matches ``arch``'s text tower, built once per architecture and process (reading its
+    vocabulary takes about half a second)."""
+    return _tokenizer(json.dumps(arch, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _tokenizer(arch_json: str) -> Callable:
+    arch = json.loads(arch_json)
     if isinstance(arch, dict):
         context_length = arch['text_cfg'].get('context_length', 77)
         return open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
