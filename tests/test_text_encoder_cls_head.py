@@ -15,7 +15,7 @@ from torch.nn import functional as F
 import lift_mm  # noqa: F401
 from lift_mm.models.heads import CLIPTextEncoder
 from lift_mm.models.heads.text_encoder_cls_head import ClipAdapter
-from demo_runs import REPO, free_port, last_metrics, run_test_tool, run_tool
+from demo_runs import REPO, free_port, last_metrics, one_thread, run_test_tool, run_tool
 from tiny_clip import CLIP_SEED, make_tiny_clip, tiny_clip_arch
 
 NAMES = ['tabby_cat', 'dog', 'red square']
@@ -39,6 +39,13 @@ def clip_logits(clip, images, texts, image_map=lambda x: x, text_map=lambda x: x
 
 def prompts(names=NAMES, template=TEMPLATE):
     return [template.format(name.replace('_', ' ')) for name in names]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def single_thread():
+    # Tiny models run fastest on one thread, above all on a shared machine.
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope='module')

@@ -89,9 +89,9 @@ class TextEncoderClsHead(ClsHead):
 
     Cost: a training step with a trainable text encoder runs the text transformer over the prompts of all ``K``
     classes (forward, a recomputed forward per chunk, backward). For CLIP ViT-B/16's text tower with CoOp, counted
-    from the shapes: about 3.4 TFLOP for ImageNet-LT's 1,000 classes and 33 TFLOP for iNaturalist 2018's 8,142,
+    from the shapes: about 2.6 TFLOP for ImageNet-LT's 1,000 classes and 25 TFLOP for iNaturalist 2018's 8,142,
     against 1.1 TFLOP for the forward pass of a batch of 32 images through the frozen image encoder; measured on a
-    shared 2-core CPU, 184 s and 1,780 s (extrapolated from one chunk). See ``configs/baselines/README.md``, "What
+    shared 2-core CPU, 145 s and 1,350 s (extrapolated from one chunk). See ``configs/baselines/README.md``, "What
     a training step costs".
 
     Args:
@@ -111,7 +111,7 @@ class TextEncoderClsHead(ClsHead):
             False.
         tune_text_projection (bool): Train CLIP's text projection in place. Defaults to False.
         chunk_size (int): Class prompts encoded per call of the text transformer; bounds the memory of the
-            encoding without gradients. Defaults to 256.
+            encoding (with gradients, each chunk is recomputed in the backward pass). Defaults to 256.
         loss (dict): Config of the loss. Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
         topk (int | Tuple[int]): Top-k accuracy reported in training. Defaults to ``(1, )``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
