@@ -132,8 +132,10 @@ def test_clip_adapter_logits_follow_clip(clip_file, clip, images, ratio):
     torch.testing.assert_close(head.text_adapter(x), blend(adapter_formula(head.text_adapter, x)))
 
 
-def encode_calls(model, images, steps, train):
-    model.train(train)
+def encode_calls(model, images, steps, train=None):
+    """How often ``steps`` forward passes (after switching to ``train`` mode, unless None) encode the classes."""
+    if train is not None:
+        model.train(train)
     with mock.patch.object(model.head.text_encoder, 'encode_classes',
                            wraps=model.head.text_encoder.encode_classes) as encode:
         for _ in range(steps):
@@ -146,9 +148,10 @@ def test_class_features_cached_when_nothing_text_side_trains(clip_file, images):
     assert not model.head.text_encoder.trainable
     assert encode_calls(model, images, 3, train=True)[0] == 1
     assert encode_calls(model, images, 3, train=False)[0] == 1
+    assert encode_calls(model, images, 2)[0] == 0
     # Loaded weights make the cache stale.
     model.load_state_dict(model.state_dict())
-    assert encode_calls(model, images, 2, train=False)[0] == 1
+    assert encode_calls(model, images, 2)[0] == 1
 
 
 def test_class_features_recomputed_each_step_when_the_text_encoder_trains(clip_file, clip, images):

@@ -43,7 +43,9 @@ class ClipAdapter(nn.Module):
 
     LIFT+ adds it as a residual, ``x + A(x)``; the original CLIP-Adapter (Gao et al., IJCV 2024) blends,
     ``ratio * A(x) + (1 - ratio) * x``. ``A`` is :class:`~lift_mm.models.peft.adapter.AdapterMLP` (LayerNorm, down
-    projection, ReLU, up projection starting at zero), so an untrained adapter keeps the direction of ``x``.
+    projection, ReLU, up projection starting at zero), so an untrained adapter keeps the direction of ``x``. Its
+    down projection starts Kaiming-normal as LIFT's adapters do; LIFT+'s starts Kaiming-uniform (a different random
+    start, the same function once trained weights are loaded).
 
     Args:
         width (int): Width of the features.
