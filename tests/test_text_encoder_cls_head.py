@@ -215,8 +215,11 @@ def test_head_refuses_bad_settings(clip_file):
         MODELS.build(head_cfg(clip_adapter=dict(dim=4)))
     with pytest.raises(ValueError, match=r"template`='a photo' must be a string with one \{\}"):
         MODELS.build(head_cfg(template='a photo'))
+    head = MODELS.build(head_cfg())
     with pytest.raises(RuntimeError, match='only a CLIPImageClassifier lends it'):
-        MODELS.build(head_cfg())((torch.randn(2, 64), ))
+        head((torch.randn(2, 64), ))
+    with pytest.raises(ValueError, match="backbone is not a CLIP encoder: use a CLIPVisionTransformer or CLIPResNet"):
+        head.use_backbone_clip(None)
 
 
 BASELINES = sorted(glob.glob(str(REPO / 'configs/baselines/*_vitb16_*.py')))

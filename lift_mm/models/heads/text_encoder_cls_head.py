@@ -204,7 +204,9 @@ class TextEncoderClsHead(ClsHead):
                 'into its projection: set it to the width of the pre-projection feature (768 for ViT-B/16), with '
                 '`model.backbone.out_projected=False`.')
         freeze(joint_space)
-        make_state_dict_compact(joint_space, '', source_key='pretrained')
+        # Checkpoints keep only what trains. The backbone's fingerprint already covers this CLIP (and names the
+        # config key to fix), so the copy's is not checked again.
+        make_state_dict_compact(joint_space, '', check_fingerprint=False)
         if self.tune_image_projection:
             if joint_space.image_proj is None:
                 raise ValueError(f'`{HEAD_PREFIX}tune_image_projection=True`, but this CLIP has no separate visual '
