@@ -93,8 +93,8 @@ class TextEncoderClsHead(ClsHead):
     classes (forward, a recomputed forward per chunk, backward). For CLIP ViT-B/16's text tower with CoOp, counted
     from the shapes: about 2.6 TFLOP for ImageNet-LT's 1,000 classes and 25 TFLOP for iNaturalist 2018's 8,142,
     against 1.1 TFLOP for the forward pass of a batch of 32 images through the frozen image encoder; measured on a
-    shared 2-core CPU, 145 s and 1,350 s (extrapolated from one chunk). See ``configs/baselines/README.md``, "What
-    a training step costs".
+    2-core CPU, 39 s and 364 s (extrapolated from 512 classes). See ``configs/baselines/README.md``, "What a
+    training step costs".
 
     Args:
         num_classes (int): Number of classes.
