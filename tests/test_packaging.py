@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 import lift_mm
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_FOLDERS = ('lift', 'lift_plus', 'zero_shot')
+CONFIG_FOLDERS = ('lift', 'lift_plus', 'zero_shot', 'baselines')
 
 USER_CONFIG = """
 _base_ = ['mmpretrain::resnet/resnet18_8xb16_cifar10.py']

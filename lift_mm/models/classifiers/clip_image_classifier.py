@@ -11,9 +11,10 @@ class CLIPImageClassifier(ImageClassifier):
 
     MMEngine builds the backbone first and the head after it, and neither sees the other. Once both exist, this
     classifier hands the head (if it initialises class weights from CLIP text, e.g. ``CosineClsHead`` with
-    ``text_init``) the CLIP its CLIP backbone (``CLIPVisionTransformer``, ``CLIPResNet``) loaded, as the
-    backbone's ``shared_clip``. So the text features always come from the backbone's CLIP (``model.backbone.arch``,
-    ``pretrained``, ``quick_gelu``: one place to set them), and the weights are read once per run. With another
+    ``text_init``, or ``TextEncoderClsHead``, which builds its text tower from it) the CLIP its CLIP backbone
+    (``CLIPVisionTransformer``, ``CLIPResNet``) loaded, as the backbone's ``shared_clip``. So the text features
+    always come from the backbone's CLIP (``model.backbone.arch``, ``pretrained``, ``quick_gelu``: one place to set
+    them), and the weights are read once per run. With another
     backbone, the head is told that there is no CLIP to follow and asks for its own keys.
 
     Args:

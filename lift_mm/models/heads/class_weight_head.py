@@ -7,7 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...utils import load_classnames
-from ..utils import SharedCLIP, build_tokenizer
+from ..utils import SharedCLIP
+from .clip_text_encoder import CLIPTextEncoder
 from .text_init import (PROMPT_SETS, class_descriptions, encode_class_prompts, load_descriptors, prompt_templates,
                         to_image_feature_space)
 
@@ -201,15 +202,15 @@ class ClassWeightHead(ClsHead):
         descriptions = self._class_descriptions(descriptors) if prompt == 'descriptor' else None
         classnames = self.classnames
         clip = clip if clip is not None else self.text_clip()
-        model, tokenizer = clip.model, build_tokenizer(clip.arch)
+        encoder = CLIPTextEncoder(clip)
         if descriptions is not None:
             # Each description is a whole prompt; a class's feature is the mean of its descriptions'.
             features = torch.stack([
-                encode_class_prompts(model, tokenizer, texts, ['{}']).mean(dim=0) for texts in descriptions
+                encode_class_prompts(encoder, texts, ['{}']).mean(dim=0) for texts in descriptions
             ])
         else:
-            features = encode_class_prompts(model, tokenizer, classnames, templates or prompt_templates(prompt))
-        visual_proj = None if self.text_in_joint_space else getattr(model.visual, 'proj', None)
+            features = encode_class_prompts(encoder, classnames, templates or prompt_templates(prompt))
+        visual_proj = None if self.text_in_joint_space else getattr(clip.model.visual, 'proj', None)
         weights = to_image_feature_space(features, visual_proj)
         clip.release()
         if weights.shape[1] != self.in_channels:

@@ -7,10 +7,9 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch.nn import functional as F
 
 from ...utils.text_files import read_json
+from .clip_text_encoder import CLIPTextEncoder
 
 PROMPT_SETS = ('default', 'ensemble', 'classname', 'descriptor')
-# Classes encoded per text-tower call: bounds memory for datasets with thousands of classes.
-TEXT_BATCH = 256
 
 
 def prompt_templates(prompt: str) -> List[str]:
@@ -85,18 +84,22 @@ def class_descriptions(descriptors: Dict[str, List[str]], classnames: Sequence[s
 
 
 @torch.no_grad()
-def encode_class_prompts(clip: torch.nn.Module, tokenizer, classnames: Sequence[str],
-                         templates: Sequence[str]) -> torch.Tensor:
+def encode_class_prompts(encoder: CLIPTextEncoder, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """Mean over ``templates`` of the L2-normalised text features of each class name.
 
-    Underscores in names become spaces. Returns a (num_classes, embed_dim) tensor.
+    The text tower is the one every text-side component uses, :class:`CLIPTextEncoder` (which encodes in chunks,
+    so thousands of classes fit in memory). Underscores in names become spaces.
+
+    Args:
+        encoder (CLIPTextEncoder): The text encoder.
+        classnames (Sequence[str]): The class names.
+        templates (Sequence[str]): ``str.format`` patterns with one ``{}`` for the class name.
+
+    Returns:
+        torch.Tensor: Features of shape (num_classes, embed_dim).
     """
-    names = [name.replace('_', ' ') for name in classnames]
-    per_template = []
-    for template in templates:
-        prompts = [template.format(name) for name in names]
-        chunks = [clip.encode_text(tokenizer(prompts[i:i + TEXT_BATCH])) for i in range(0, len(prompts), TEXT_BATCH)]
-        per_template.append(F.normalize(torch.cat(chunks).float(), dim=-1))
+    per_template = [F.normalize(encoder.encode_classes(classnames, template).float(), dim=-1)
+                    for template in templates]
     return torch.stack(per_template).mean(dim=0)
 
 

@@ -17,7 +17,9 @@ class ZeroShotClsHead(CosineClsHead):
     ``CLIPImageClassifier``, which lends the head the backbone's CLIP. The class weights are computed when the
     model is built, so the model evaluates with ``tools/test.py CONFIG`` without a checkpoint and without
     training: when the classifier lends the backbone's CLIP, or, for a head that names its own CLIP in
-    ``text_init``, in ``__init__``.
+    ``text_init``, in ``__init__``. The prompts are encoded by :class:`CLIPTextEncoder`, the text tower that the
+    text-side methods of :class:`TextEncoderClsHead` train; with the single prompt ``'a photo of a {}.'``
+    (``prompt='default'``) this is zero-shot CLIP as LIFT's and LIFT+'s papers report it.
 
     Args:
         num_classes (int): Number of classes.

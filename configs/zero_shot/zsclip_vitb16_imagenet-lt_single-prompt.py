@@ -1,0 +1,6 @@
+# Zero-shot CLIP ViT-B/16 on ImageNet-LT as LIFT's and LIFT+'s papers report it: one prompt, "a photo of a {}.",
+# instead of CLIP's 80 ImageNet templates (zsclip_vitb16_imagenet-lt.py). No training:
+#   python tools/test.py configs/zero_shot/zsclip_vitb16_imagenet-lt_single-prompt.py
+_base_ = ['./zsclip_vitb16_imagenet-lt.py']
+
+model = dict(head=dict(text_init=dict(prompt='default')))
