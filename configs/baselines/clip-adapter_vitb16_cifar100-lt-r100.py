@@ -5,7 +5,7 @@
 #   python tools/train.py configs/baselines/clip-adapter_vitb16_cifar100-lt-r100.py
 _base_ = [
     '../_base_/models/clip-text-head_vit-b16.py',
-    '../_base_/datasets/cifar100-lt_bs128_clip-224.py',
+    '../_base_/datasets/cifar100-lt_bs128_lift-plus-224.py',
     '../_base_/schedules/lift-plus_sgd_5e.py',
     '../_base_/default_runtime.py',
 ]
@@ -16,3 +16,6 @@ model = dict(
         num_classes=100,
         classnames=dict(type='CIFAR100LT', data_root='data/cifar100', split='test'),
         clip_adapter=dict(bottleneck=4)))
+
+# LIFT+'s minimalist data augmentation, on by default in its code, needs its schedule hook.
+custom_hooks = _base_.custom_hooks + [dict(type='AugmentationScheduleHook')]

@@ -4,7 +4,7 @@
 #   python tools/train.py configs/baselines/proj-tuning_vitb16_places-lt.py
 _base_ = [
     '../_base_/models/clip-text-head_vit-b16.py',
-    '../_base_/datasets/places-lt_bs128_clip-224.py',
+    '../_base_/datasets/places-lt_bs128_lift-plus-224.py',
     '../_base_/schedules/lift-plus_sgd_5e.py',
     '../_base_/default_runtime.py',
 ]
@@ -16,3 +16,6 @@ model = dict(
         classnames='data/places-lt/classnames.txt',
         tune_image_projection=True,
         tune_text_projection=True))
+
+# LIFT+'s minimalist data augmentation, on by default in its code, needs its schedule hook.
+custom_hooks = _base_.custom_hooks + [dict(type='AugmentationScheduleHook')]

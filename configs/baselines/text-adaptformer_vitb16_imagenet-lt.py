@@ -4,7 +4,7 @@
 #   python tools/train.py configs/baselines/text-adaptformer_vitb16_imagenet-lt.py
 _base_ = [
     '../_base_/models/clip-text-head_vit-b16.py',
-    '../_base_/datasets/imagenet-lt_bs128_clip-224.py',
+    '../_base_/datasets/imagenet-lt_bs128_lift-plus-224.py',
     '../_base_/schedules/lift-plus_sgd_5e.py',
     '../_base_/default_runtime.py',
 ]
@@ -14,3 +14,6 @@ model = dict(
         num_classes=1000,
         classnames='data/imagenet-lt/classnames.txt',
         text_light_modules=[dict(type='AdaptFormer', bottleneck=4)]))
+
+# LIFT+'s minimalist data augmentation, on by default in its code, needs its schedule hook.
+custom_hooks = _base_.custom_hooks + [dict(type='AugmentationScheduleHook')]
