@@ -265,7 +265,7 @@ def test_lift_plus_checkpoints_give_the_reference_logits(scripts, vits, tmp_path
     with torch.no_grad():
         expected = lift_plus_logits(host, tuner, images)
         frozen = lift_plus_logits(host, {'classifier.weight': tuner['classifier.weight']}, images)
-        state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), AFT_SEED, backbone)
+        state_dict, light_modules, _ = scripts['plus'].convert_lift_plus(dict(tuner=tuner), AFT_SEED, backbone)
         scripts['common'].reorder_classes(state_dict, str(categories))
         converted = MODELS.build(dict(
             type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=light_modules, num_classes=NUM_CLASSES),
@@ -403,7 +403,7 @@ def test_lift_plus_resnet_checkpoints_give_the_reference_logits(scripts, timm_re
         tuner['image_encoder.ssf.shift'] = 0.2 * torch.randn(width, generator=generator)
         feature = feature * tuner['image_encoder.ssf.scale'] + tuner['image_encoder.ssf.shift']
     expected = cosine_logits(feature, tuner['classifier.weight'])
-    state_dict, light_modules = scripts['plus'].convert_lift_plus(dict(tuner=tuner), backbone=backbone,
+    state_dict, light_modules, _ = scripts['plus'].convert_lift_plus(dict(tuner=tuner), backbone=backbone,
                                                                   resnet_layers=(1, 1, 1, 1))
     converted = MODELS.build(dict(
         type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=light_modules),
@@ -454,6 +454,94 @@ def test_lift_timm_vit_checkpoints_give_the_reference_logits(scripts, vits, opti
         frozen = cosine_logits(vit.forward_head(vit.forward_features(images), pre_logits=True), head)
         assert not torch.allclose(expected, frozen, atol=1e-3)
         torch.testing.assert_close(converted(images, mode='tensor'), expected, atol=2e-5, rtol=1e-4)
+
+
+# Class names of the text-side runs; the prompts fit the tiny CLIP's 16 tokens with 4 context vectors.
+TEXT_CLASSES = ['cat', 'dog', 'oak tree', 'red fox', 'iris']
+N_CTX = 4
+# LIFT+'s text-side runs (no classifier) by the tuner keys they train.
+LIFT_PLUS_TEXT_CASES = {
+    'coop': ('text_encoder.ctx', ),
+    'clip_adapter': ('image_adapter', 'text_adapter'),
+    'projection_tuning': ('image_proj', 'text_proj'),
+    'text_prompt_tuning': ('text_encoder.blocks.0.prompt', 'text_encoder.blocks.1.prompt'),
+}
+
+
+def lift_plus_text_tuner(clip, keys, seed=0):
+    """A LIFT+ tuner of a text-side run with random tensors for ``keys``."""
+    generator = torch.Generator().manual_seed(seed)
+    width, joint = clip.token_embedding.weight.shape[1], clip.text_projection.shape[1]
+
+    def rand(*shape, mean=0.):
+        return mean + 0.2 * torch.randn(shape, generator=generator)
+
+    tuner = {}
+    for key in keys:
+        if key.endswith('_adapter'):
+            tuner.update({f'{key}.norm.weight': rand(joint, mean=1.), f'{key}.norm.bias': rand(joint),
+                          f'{key}.down.weight': rand(RANK, joint), f'{key}.down.bias': rand(RANK),
+                          f'{key}.up.weight': rand(joint, RANK), f'{key}.up.bias': rand(joint)})
+        elif key.endswith('_proj'):
+            host = clip.visual.proj if key == 'image_proj' else clip.text_projection
+            tuner[key] = host.detach() + rand(*host.shape)
+        else:
+            tuner[key] = rand(N_CTX if key.endswith('ctx') else PROMPTS, width)
+    return tuner
+
+
+def lift_plus_text_logits(clip, tuner, images):
+    """LIFT+'s logits of a run without a classifier, from open_clip's own modules and LIFT+'s formulas."""
+    model = copy.deepcopy(clip)
+    with torch.no_grad():
+        model.visual.proj.copy_(tuner.get('image_proj', model.visual.proj))
+        model.text_projection.copy_(tuner.get('text_proj', model.text_projection))
+    ctx = tuner.get('text_encoder.ctx')
+    # LIFT+'s CoOp template for coop_cls_pos='end': the context vectors replace the X's.
+    template = 'a photo of a {}.' if ctx is None else 'X ' * len(ctx) + '{}.'
+    ids = open_clip.tokenize([template.format(name) for name in TEXT_CLASSES], context_length=16)
+    x = model.token_embedding(ids)
+    if ctx is not None:
+        x[:, 1:1 + len(ctx)] = ctx
+    x = x + model.positional_embedding
+    for index, block in enumerate(model.transformer.resblocks):
+        prompt = tuner.get(f'text_encoder.blocks.{index}.prompt')
+        if prompt is not None:
+            # After the start token, in place of the previous block's prompts.
+            x = torch.cat([x[:, :1], prompt.expand(len(x), -1, -1), x[:, -(ids.shape[1] - 1):]], dim=1)
+        x = block(x, attn_mask=torch.full((x.shape[1], x.shape[1]), float('-inf')).triu(1))
+    end = ids.argmax(dim=-1) + x.shape[1] - ids.shape[1]
+    features = dict(image=model.encode_image(images),
+                    text=model.ln_final(x[torch.arange(len(ids)), end]) @ model.text_projection)
+    for side, value in features.items():
+        if f'{side}_adapter.down.weight' in tuner:
+            def get(name):
+                return tuner[f'{side}_adapter.{name}']
+
+            normed = F.layer_norm(value, value.shape[-1:], get('norm.weight'), get('norm.bias'))
+            hidden = F.relu(F.linear(normed, get('down.weight'), get('down.bias')))
+            features[side] = value + F.linear(hidden, get('up.weight'), get('up.bias'))
+    return model.logit_scale.exp() * F.normalize(features['image'], dim=-1) @ F.normalize(features['text'],
+                                                                                           dim=-1).t()
+
+
+@pytest.mark.parametrize('case', sorted(LIFT_PLUS_TEXT_CASES))
+def test_lift_plus_text_side_checkpoints_give_the_reference_logits(scripts, clip, case):
+    tuner = lift_plus_text_tuner(clip[0], LIFT_PLUS_TEXT_CASES[case])
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = lift_plus_text_logits(clip[0], tuner, images)
+        frozen = lift_plus_text_logits(clip[0], {}, images)
+        state_dict, light_modules, head = scripts['plus'].convert_lift_plus(dict(tuner=tuner))
+        converted = MODELS.build(dict(
+            type='CLIPImageClassifier',
+            backbone=dict(type='CLIPVisionTransformer', arch=tiny_clip_arch(), pretrained=clip[1],
+                          out_projected=False, light_modules=light_modules),
+            head=dict(head, num_classes=NUM_CLASSES, in_channels=64, classnames=TEXT_CLASSES))).eval()
+        converted.load_state_dict(state_dict, strict=True)
+        logits = converted(images, mode='tensor')
+    assert not torch.allclose(expected, frozen, atol=1e-3), 'the random tuner must change the logits'
+    torch.testing.assert_close(logits, expected, atol=2e-5, rtol=1e-4)
 
 
 def test_lift_resnet_lists_tell_rn50_from_rn101(scripts):

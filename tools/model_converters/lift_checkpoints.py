@@ -121,6 +121,9 @@ def reorder_classes(state_dict: OrderedDict, categories_file: Optional[str] = No
         ValueError: For 8142 classes and neither a categories file nor ``keep_order``, and for a categories file
             that cannot be read or does not fit (see :func:`inaturalist_row_order`).
     """
+    if 'head.weight' not in state_dict:
+        # A head of text features (TextEncoderClsHead) has no rows: its classes are the config's class names.
+        return
     num_rows = state_dict['head.weight'].shape[0]
     if categories_file is None:
         if num_rows == INATURALIST_2018_CLASSES and not keep_order:

@@ -31,7 +31,20 @@ from lift_checkpoints import (CLIP_RESNET_PREFIX, CLIP_VIT_BLOCK_PREFIX, RESNET_
                               RESNET_LIGHT_MODULES, RESNET_STAGES, TIMM_RESNET_PREFIX, TIMM_VIT_BLOCK_PREFIX,
                               bottleneck_parameters, resnet_blocks, run_converter)
 
-BLOCK_KEY = re.compile(r'image_encoder\.blocks\.(\d+)\.(.+)')
+# A key of a block of LIFT+'s image or text encoder.
+BLOCK_KEY = re.compile(r'(image|text)_encoder\.blocks\.(\d+)\.(.+)')
+# Where TextEncoderClsHead keeps text block i, laid out like CLIPVisionTransformer's blocks.
+TEXT_BLOCK_PREFIX = 'head.text_encoder.text.resblocks'
+# LIFT+'s prompts go after the first token; in an image encoder without positional embeddings in its blocks this is
+# VPTDeep, under the text encoder's causal mask the position matters: PromptTuningDeep.
+PROMPT_KINDS = dict(image='VPTDeep', text='PromptTuningDeep')
+# LIFT+'s tuner keys of the text-side methods outside the blocks, and their lift_mm keys (CLIP-Adapter's bottleneck
+# layers are mapped as the light modules' are).
+TEXT_SIDE_KEYS = {'text_encoder.ctx': 'head.text_encoder.ctx', 'image_proj': 'head.joint_space.image_proj',
+                  'text_proj': 'head.text_encoder.text.text_projection'}
+CLIP_ADAPTER_KEY = re.compile(r'(image|text)_adapter\.(norm|down|up)\.(weight|bias)')
+# LIFT+'s coop_cls_pos: where the class name stands among the context vectors; lift_mm's context position.
+COOP_POSITIONS = ('end', 'front', 'middle')
 # LIFT+'s ResNet tuner: the weights of bottleneck i of all stages in a row (``0_conv1_weight``), its BatchNorm
 # layers (``0_bn1.running_mean``) and the SSF of the pooled feature.
 RESNET_KEY = re.compile(r'image_encoder\.blocks\.(\d+)_([^.]+)(?:\.(\w+))?|image_encoder\.ssf\.(scale|shift)')
@@ -63,19 +76,20 @@ LIGHT_MODULE_RULES: List[Tuple[str, str, Callable[[re.Match], str]]] = [
     (r'attn\.lora\.(q|v)\.(down|up)', 'LoRA', lambda m: f'{m[1]}.lora_{"A" if m[2] == "down" else "B"}'),
     (r'(attn)\.ssf\.(in_proj|out_proj)\.(scale|shift)', 'SSFAttn', lambda m: f'ssf.{LINEAR_SITES[m[1], m[2]]}.{m[3]}'),
     (r'(mlp)\.ssf\.(in_proj|out_proj)\.(scale|shift)', 'SSFMLP', lambda m: f'ssf.{LINEAR_SITES[m[1], m[2]]}.{m[3]}'),
-    (r'prompt', 'VPTDeep', lambda m: 'prompt'),
+    # The kind of the prompts depends on the encoder, see PROMPT_KINDS.
+    (r'prompt', None, lambda m: 'prompt'),
 ]
 # The size a kind's config needs, read from its converted tensors: (kind, config key, tensor, dimension).
 KIND_SIZES = [('AdaptFormer', 'bottleneck', 'bottleneck.down_proj.weight', 0),
               ('Adapter', 'bottleneck', 'bottleneck.down_proj.weight', 0), ('LoRA', 'bottleneck', 'q.lora_A', 1),
-              ('VPTDeep', 'length', 'prompt', 0)]
+              ('VPTDeep', 'length', 'prompt', 0), ('PromptTuningDeep', 'length', 'prompt', 0)]
 # Keys of LIFT+'s tuner outside the image encoder's blocks that are not part of an image classifier.
 OTHER_TUNERS = ('text_encoder', 'image_proj', 'text_proj', 'logit_scale', 'image_adapter', 'text_adapter')
 
 
-def _host_weights(block: int, found: Dict[str, torch.Tensor], state_dict: OrderedDict, backbone: str) -> str:
+def _host_weights(block: int, found: Dict[str, torch.Tensor], state_dict: OrderedDict, prefix: str,
+                  host_weights: Dict[str, str]) -> str:
     """Put one block's weights trained in place into ``state_dict``; return the kind that trains them."""
-    prefix, host_weights = BACKBONES[backbone]
     trains_weights = any(name.endswith('_weight') for name in found)
     kind = 'FullFineTuning' if trains_weights else 'BitFit'
     expected = [f'{name}_{param}' for name in host_weights for param in ('weight', 'bias')
@@ -143,7 +157,7 @@ def _aft_ratio(masks: Dict[str, torch.Tensor]) -> float:
 
 
 def _convert_aft(found: Dict[int, Dict[Tuple[str, ...], torch.Tensor]], state_dict: OrderedDict, seed: int,
-                 prefix: str) -> dict:
+                 prefix: str, encoder: str = 'image') -> dict:
     """Put LIFT+'s arbitrary fine-tuning (``aft``) into ``state_dict`` as ``SparseTuning`` with LIFT+'s masks, after
     checking that the seed and one ratio reproduce every mask; return the entry's config without ``blocks``.
 
@@ -161,7 +175,7 @@ def _convert_aft(found: Dict[int, Dict[Tuple[str, ...], torch.Tensor]], state_di
             if group not in groups[block]:
                 continue
             for param in ('weight', 'bias'):
-                where = f'image_encoder.blocks.{block}.{group}.aft.{proj}.masked_{param}'
+                where = f'{encoder}_encoder.blocks.{block}.{group}.aft.{proj}.masked_{param}'
                 values, mask = (entries.get((group, proj, param, name)) for name in ('optimized_params', 'mask'))
                 if values is None or mask is None:
                     raise KeyError(f'{where} lacks its optimized_params or its mask: the checkpoint is incomplete.')
@@ -246,11 +260,96 @@ def convert_lift_plus_resnet(tuner: Dict, backbone: str = 'clip',
     return state_dict, list(kinds.values())
 
 
+def _convert_blocks(encoder: str, found: Dict[int, Dict[str, torch.Tensor]], state_dict: OrderedDict, prefix: str,
+                    host_weights: Dict[str, str], aft_seed: int) -> Tuple[List[dict], List[str]]:
+    """Put the light modules and tuned weights of one LIFT+ encoder's blocks into ``state_dict``.
+
+    Args:
+        encoder (str): ``'image'`` or ``'text'``, LIFT+'s ``<encoder>_encoder``.
+        found (dict): The tuner's tensors by block and key inside the block.
+        state_dict (OrderedDict): The converted state dict, filled in place.
+        prefix (str): Where lift_mm keeps block i of this encoder (``<prefix>.<i>.light_modules.<kind>``).
+        host_weights (dict): LIFT+'s names of a block's own weights and where the host block keeps them.
+        aft_seed (int): LIFT+'s ``aft_seed``, see :func:`_convert_aft`.
+
+    Returns:
+        tuple: The ``light_modules`` config of the encoder and the tuner keys that map to nothing.
+    """
+    blocks, unmapped = {}, []
+    host: Dict[int, Dict[str, torch.Tensor]] = {}
+    aft: Dict[int, Dict[Tuple[str, ...], torch.Tensor]] = {}
+    for block, entries in sorted(found.items()):
+        for inner, value in entries.items():
+            if re.fullmatch(r'(\w+)_(weight|bias)', inner) and inner.rsplit('_', 1)[0] in host_weights:
+                host.setdefault(block, {})[inner] = value
+                continue
+            if aft_match := AFT_KEY.fullmatch(inner):
+                aft.setdefault(block, {})[aft_match.groups()] = value
+                continue
+            for pattern, kind, target in LIGHT_MODULE_RULES:
+                if match := re.fullmatch(pattern, inner):
+                    kind = kind or PROMPT_KINDS[encoder]
+                    # LIFT+ keeps AdaptFormer's scale as a 0-d tensor, lift_mm as a 1-element one.
+                    state_dict[f'{prefix}.{block}.light_modules.{kind}.{target(match)}'] = (
+                        value.reshape(1) if value.dim() == 0 else value)
+                    blocks.setdefault(kind, [])
+                    blocks[kind] += [] if block in blocks[kind] else [block]
+                    break
+            else:
+                unmapped.append(f'{encoder}_encoder.blocks.{block}.{inner}')
+    for block, trained in sorted(host.items()):
+        kind = _host_weights(block, trained, state_dict, prefix, host_weights)
+        blocks.setdefault(kind, []).append(block)
+    configs_found = {}
+    if aft:
+        configs_found['SparseTuning'] = _convert_aft(aft, state_dict, aft_seed, prefix, encoder)
+        blocks['SparseTuning'] = sorted(aft)
+    return _light_module_configs(state_dict, blocks, prefix, configs_found), unmapped
+
+
+def _convert_text_side(tuner: Dict[str, torch.Tensor], state_dict: OrderedDict, text_light_modules: List[dict],
+                       coop_position: str) -> dict:
+    """Put LIFT+'s text-side tensors outside the blocks (CoOp's context, CLIP-Adapter, the projections) into
+    ``state_dict``; return the ``TextEncoderClsHead`` options that build them, with ``text_light_modules``."""
+    head = dict(type='TextEncoderClsHead')
+    adapters = {}
+    for key, value in tuner.items():
+        if key in TEXT_SIDE_KEYS:
+            state_dict[TEXT_SIDE_KEYS[key]] = value
+        elif match := CLIP_ADAPTER_KEY.fullmatch(key):
+            state_dict[f'head.{match[1]}_adapter.bottleneck.{BOTTLENECK_LAYERS[match[2]]}.{match[3]}'] = value
+            if match[2] == 'down' and match[3] == 'weight':
+                adapters[match[1]] = value.shape[0]
+    if 'text_encoder.ctx' in tuner:
+        if coop_position not in COOP_POSITIONS:
+            raise ValueError(f'coop_position={coop_position!r} must be one of {list(COOP_POSITIONS)} (LIFT+\'s '
+                             '`coop_cls_pos`).')
+        head['context'] = dict(n_ctx=tuner['text_encoder.ctx'].shape[0], position=coop_position)
+    if text_light_modules:
+        head['text_light_modules'] = text_light_modules
+    if adapters:
+        if len(set(adapters.values())) > 1:
+            raise ValueError(f'The CLIP-Adapters have the bottlenecks {adapters} (image, text); lift_mm builds one '
+                             'size for both.')
+        head['clip_adapter'] = dict(bottleneck=next(iter(adapters.values())), image='image' in adapters,
+                                    text='text' in adapters)
+    for key, option in (('image_proj', 'tune_image_projection'), ('text_proj', 'tune_text_projection')):
+        if key in tuner:
+            head[option] = True
+    return head
+
+
 def convert_lift_plus(checkpoint: Dict,
                       aft_seed: int = 0,
                       backbone: str = 'clip',
-                      resnet_layers: Optional[Sequence[int]] = None) -> Tuple[OrderedDict, List[dict]]:
+                      resnet_layers: Optional[Sequence[int]] = None,
+                      coop_position: str = 'end') -> Tuple[OrderedDict, List[dict], Optional[dict]]:
     """Rename a LIFT+ checkpoint's tensors to lift_mm's.
+
+    A run with a classifier becomes an image classifier (the backbone's light modules and ``CosineClsHead``'s
+    weight); a run without, which classifies with CLIP's text encoder (CoOp, CLIP-Adapter, projection tuning,
+    light modules in the text blocks, ``l.*``), becomes a ``TextEncoderClsHead`` model, whose head options are
+    returned.
 
     Args:
         checkpoint (dict): What LIFT+'s ``Trainer.save_model`` writes: ``{'tuner': state_dict}``.
@@ -261,10 +360,14 @@ def convert_lift_plus(checkpoint: Dict,
             ``TimmResNet``). Defaults to ``'clip'``.
         resnet_layers (Sequence[int], optional): Blocks per stage of a ResNet checkpoint, see
             :func:`convert_lift_plus_resnet`. Defaults to None.
+        coop_position (str): LIFT+'s ``coop_cls_pos`` of a CoOp run, which the checkpoint does not record:
+            ``'end'``, ``'front'`` or ``'middle'``, the same as lift_mm's ``context.position``. Defaults to
+            ``'end'`` (LIFT+'s default).
 
     Returns:
-        tuple: The lift_mm state dict (light modules, tuned host weights, head) and the ``light_modules`` config
-        that builds the same modules.
+        tuple: The lift_mm state dict (light modules, tuned host weights, head), the backbone's ``light_modules``
+        config that builds the same modules, and the ``TextEncoderClsHead`` options of a text-side run (None for
+        a run with a classifier).
 
     Raises:
         KeyError: For a checkpoint without ``tuner``, a key that maps to nothing in lift_mm (named, with what
@@ -277,60 +380,56 @@ def convert_lift_plus(checkpoint: Dict,
         raise KeyError(f"Not a LIFT+ checkpoint: it has {sorted(checkpoint)} but no 'tuner' (expected the dict "
                        "that LIFT+'s Trainer.save_model writes).")
     tuner = checkpoint['tuner']
-    head = OrderedDict((f'head.{key.split(".")[1]}', value) for key, value in tuner.items()
-                       if key in ('classifier.weight', 'classifier.bias'))
-    if not head:
-        raise KeyError("The LIFT+ checkpoint has no 'classifier.weight': convert a run trained with a classifier "
-                       '(LIFT+\'s `classifier` option, e.g. CosineClassifier).')
+    state_dict = OrderedDict((f'head.{key.split(".")[1]}', value) for key, value in tuner.items()
+                             if key in ('classifier.weight', 'classifier.bias'))
+    has_classifier = bool(state_dict)
+    text_side = [key for key in tuner if key.split('.')[0] in OTHER_TUNERS]
+    if not has_classifier and not text_side:
+        raise KeyError("The LIFT+ checkpoint has no 'classifier.weight' and no text-side tensors: convert a run "
+                       "trained with a classifier (LIFT+'s `classifier` option, e.g. CosineClassifier) or with a "
+                       'text-side method (CoOp, CLIP-Adapter, projection tuning, text light modules).')
     if any(RESNET_KEY.fullmatch(key) for key in tuner):
-        state_dict, configs = convert_lift_plus_resnet(
+        if not has_classifier:
+            raise KeyError(f'The LIFT+ ResNet checkpoint has text-side tensors {text_side[:4]} but no classifier: '
+                           'lift_mm converts text-side runs of CLIP ViTs.')
+        resnet_state, configs = convert_lift_plus_resnet(
             {key: value for key, value in tuner.items() if not key.startswith('classifier.')}, backbone,
             resnet_layers)
-        state_dict.update(head)
-        return state_dict, configs
-    state_dict, blocks, unmapped = head, {}, []
-    host: Dict[int, Dict[str, torch.Tensor]] = {}
-    aft: Dict[int, Dict[Tuple[str, ...], torch.Tensor]] = {}
+        state_dict.update(resnet_state)
+        return state_dict, configs, None
+    found: Dict[str, Dict[int, Dict[str, torch.Tensor]]] = dict(image={}, text={})
+    unmapped = []
     for key, value in tuner.items():
         if key in ('classifier.weight', 'classifier.bias'):
             continue
-        block_match = BLOCK_KEY.fullmatch(key)
-        if not block_match:
+        if block_match := BLOCK_KEY.fullmatch(key):
+            found[block_match[1]].setdefault(int(block_match[2]), {})[block_match[3]] = value
+        elif has_classifier or not (key in TEXT_SIDE_KEYS or CLIP_ADAPTER_KEY.fullmatch(key)):
             unmapped.append(key)
-            continue
-        block, inner = int(block_match[1]), block_match[2]
-        if re.fullmatch(r'(\w+)_(weight|bias)', inner) and inner.rsplit('_', 1)[0] in host_weights:
-            host.setdefault(block, {})[inner] = value
-            continue
-        if aft_match := AFT_KEY.fullmatch(inner):
-            aft.setdefault(block, {})[aft_match.groups()] = value
-            continue
-        for pattern, kind, target in LIGHT_MODULE_RULES:
-            if match := re.fullmatch(pattern, inner):
-                # LIFT+ keeps AdaptFormer's scale as a 0-d tensor, lift_mm as a 1-element one.
-                state_dict[f'{prefix}.{block}.light_modules.{kind}.{target(match)}'] = (
-                    value.reshape(1) if value.dim() == 0 else value)
-                blocks.setdefault(kind, [])
-                blocks[kind] += [] if block in blocks[kind] else [block]
-                break
-        else:
-            unmapped.append(key)
+    if has_classifier:
+        # With a classifier LIFT+ never runs the text encoder.
+        unmapped += [f'text_encoder.blocks.{block}.{inner}' for block, entries in sorted(found['text'].items())
+                     for inner in entries]
+        found['text'] = {}
+    configs, unmapped_blocks = _convert_blocks('image', found['image'], state_dict, prefix, host_weights, aft_seed)
+    text_configs, unmapped_text = _convert_blocks('text', found['text'], state_dict, TEXT_BLOCK_PREFIX,
+                                                  CLIP_HOST_WEIGHTS, aft_seed)
+    unmapped += unmapped_blocks + unmapped_text
     if unmapped:
-        other = [key for key in unmapped if key.split('.')[0] in OTHER_TUNERS]
+        other = [key for key in unmapped if has_classifier and key.split('.')[0] in OTHER_TUNERS]
         raise KeyError(
             f'Cannot map these LIFT+ tuner keys to lift_mm: {unmapped[:8]}{" ..." if len(unmapped) > 8 else ""}. '
             'This converter covers the classifier and the image encoder of a ViT: AdaptFormer, Adapter, LoRA, SSF, '
-            'prompt tuning, arbitrary (aft), full and bias tuning' +
+            'prompt tuning, arbitrary (aft), full and bias tuning; and, in runs without a classifier, the same in '
+            'the text encoder, CoOp\'s context, CLIP-Adapter and the projections' +
             (f"; {sorted({key.split('.')[0] for key in other})} belong to text-side or zero-shot methods, which "
-             'need the text encoder' if other else '') + '.')
-    for block, found in sorted(host.items()):
-        kind = _host_weights(block, found, state_dict, backbone)
-        blocks.setdefault(kind, []).append(block)
-    configs_found = {}
-    if aft:
-        configs_found['SparseTuning'] = _convert_aft(aft, state_dict, aft_seed, prefix)
-        blocks['SparseTuning'] = sorted(aft)
-    return state_dict, _light_module_configs(state_dict, blocks, prefix, configs_found)
+             'LIFT+ runs without a classifier' if other else '') + '.')
+    if has_classifier:
+        return state_dict, configs, None
+    if backbone != 'clip':
+        raise ValueError(f"A text-side LIFT+ run classifies with CLIP's text encoder; backbone={backbone!r} has "
+                         "none: convert it with backbone='clip' (--backbone clip).")
+    return state_dict, configs, _convert_text_side(tuner, state_dict, text_configs, coop_position)
 
 
 def main() -> None:
@@ -342,9 +441,23 @@ def main() -> None:
                         'ResNet (TimmVisionTransformer, TimmResNet) (default clip)')
     parser.add_argument('--resnet-layers', type=int, nargs=4, metavar='N',
                         help='blocks per stage of a ResNet checkpoint of none of ResNet-50, -101, -152')
-    run_converter(lambda checkpoint, args: convert_lift_plus(checkpoint, args.aft_seed, args.backbone,
-                                                             args.resnet_layers), parser, 'LIFT+ checkpoint')
-    print("LIFT+'s default classifier is lift_mm's CosineClsHead with scale=25 (classifier_scale).")
+    parser.add_argument('--coop-position', choices=COOP_POSITIONS, default='end',
+                        help="LIFT+'s coop_cls_pos of a CoOp run, which its checkpoint does not record (default end, "
+                        "LIFT+'s)")
+    head = {}
+
+    def convert(checkpoint: Dict, args: argparse.Namespace) -> Tuple[OrderedDict, List[dict]]:
+        state_dict, light_modules, head_options = convert_lift_plus(checkpoint, args.aft_seed, args.backbone,
+                                                                    args.resnet_layers, args.coop_position)
+        head.update(head_options or {})
+        return state_dict, light_modules
+
+    run_converter(convert, parser, 'LIFT+ checkpoint')
+    if head:
+        print(f"and a CLIPImageClassifier whose head has {head}, LIFT+'s template 'a photo of a {{}}.' and the "
+              "dataset's class names in lift_mm's class order (the backbone with out_projected=False).")
+    else:
+        print("LIFT+'s default classifier is lift_mm's CosineClsHead with scale=25 (classifier_scale).")
 
 
 if __name__ == '__main__':
