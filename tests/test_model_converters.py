@@ -75,19 +75,23 @@ class HostViT(NamedTuple):
     norm: Callable
 
 
+def clip_blocks(resblocks):
+    """open_clip's blocks (of the image or the text tower) as LIFT+ names their weights."""
+    return [HostBlock(dict(norm1=(b.ln_1.weight, b.ln_1.bias),
+                           attn_in_proj=(b.attn.in_proj_weight, b.attn.in_proj_bias),
+                           attn_out_proj=(b.attn.out_proj.weight, b.attn.out_proj.bias),
+                           norm2=(b.ln_2.weight, b.ln_2.bias), mlp_in_proj=(b.mlp.c_fc.weight, b.mlp.c_fc.bias),
+                           mlp_out_proj=(b.mlp.c_proj.weight, b.mlp.c_proj.bias)),
+                      b.ln_1.eps, b.mlp.gelu, b.attn.num_heads) for b in resblocks]
+
+
 def clip_host(visual):
     def embed(images):
         x = visual.conv1(images).flatten(2).transpose(1, 2)
         x = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + visual.positional_embedding
         return visual.ln_pre(x)
 
-    blocks = [HostBlock(dict(norm1=(b.ln_1.weight, b.ln_1.bias),
-                             attn_in_proj=(b.attn.in_proj_weight, b.attn.in_proj_bias),
-                             attn_out_proj=(b.attn.out_proj.weight, b.attn.out_proj.bias),
-                             norm2=(b.ln_2.weight, b.ln_2.bias), mlp_in_proj=(b.mlp.c_fc.weight, b.mlp.c_fc.bias),
-                             mlp_out_proj=(b.mlp.c_proj.weight, b.mlp.c_proj.bias)),
-                        b.ln_1.eps, b.mlp.gelu, b.attn.num_heads) for b in visual.transformer.resblocks]
-    return HostViT(embed, blocks, visual.ln_post)
+    return HostViT(embed, clip_blocks(visual.transformer.resblocks), visual.ln_post)
 
 
 def timm_host(vit):
@@ -404,7 +408,7 @@ def test_lift_plus_resnet_checkpoints_give_the_reference_logits(scripts, timm_re
         feature = feature * tuner['image_encoder.ssf.scale'] + tuner['image_encoder.ssf.shift']
     expected = cosine_logits(feature, tuner['classifier.weight'])
     state_dict, light_modules, _ = scripts['plus'].convert_lift_plus(dict(tuner=tuner), backbone=backbone,
-                                                                  resnet_layers=(1, 1, 1, 1))
+                                                                     resnet_layers=(1, 1, 1, 1))
     converted = MODELS.build(dict(
         type='ImageClassifier', backbone=dict(backbone_cfg, light_modules=light_modules),
         head=dict(type='CosineClsHead', num_classes=NUM_CLASSES, in_channels=width, scale=SCALE))).eval()
@@ -465,6 +469,7 @@ LIFT_PLUS_TEXT_CASES = {
     'clip_adapter': ('image_adapter', 'text_adapter'),
     'projection_tuning': ('image_proj', 'text_proj'),
     'text_prompt_tuning': ('text_encoder.blocks.0.prompt', 'text_encoder.blocks.1.prompt'),
+    'text_bitfit_last_block': ('text_encoder.blocks.1.bitfit', ),
 }
 
 
@@ -482,6 +487,11 @@ def lift_plus_text_tuner(clip, keys, seed=0):
             tuner.update({f'{key}.norm.weight': rand(joint, mean=1.), f'{key}.norm.bias': rand(joint),
                           f'{key}.down.weight': rand(RANK, joint), f'{key}.down.bias': rand(RANK),
                           f'{key}.up.weight': rand(joint, RANK), f'{key}.up.bias': rand(joint)})
+        elif key.endswith('bitfit'):
+            block = clip_blocks(clip.transformer.resblocks)[int(key.split('.')[2])]
+            prefix = key[:-len('bitfit')]
+            tuner.update({f'{prefix}{name}_bias': bias.detach() + rand(*bias.shape)
+                          for name, (_, bias) in block.weights.items()})
         elif key.endswith('_proj'):
             host = clip.visual.proj if key == 'image_proj' else clip.text_projection
             tuner[key] = host.detach() + rand(*host.shape)
@@ -496,6 +506,9 @@ def lift_plus_text_logits(clip, tuner, images):
     with torch.no_grad():
         model.visual.proj.copy_(tuner.get('image_proj', model.visual.proj))
         model.text_projection.copy_(tuner.get('text_proj', model.text_projection))
+        for index, block in enumerate(clip_blocks(model.transformer.resblocks)):
+            for name, (_, bias) in block.weights.items():
+                bias.copy_(tuner.get(f'text_encoder.blocks.{index}.{name}_bias', bias))
     ctx = tuner.get('text_encoder.ctx')
     # LIFT+'s CoOp template for coop_cls_pos='end': the context vectors replace the X's.
     template = 'a photo of a {}.' if ctx is None else 'X ' * len(ctx) + '{}.'
@@ -521,8 +534,8 @@ def lift_plus_text_logits(clip, tuner, images):
             normed = F.layer_norm(value, value.shape[-1:], get('norm.weight'), get('norm.bias'))
             hidden = F.relu(F.linear(normed, get('down.weight'), get('down.bias')))
             features[side] = value + F.linear(hidden, get('up.weight'), get('up.bias'))
-    return model.logit_scale.exp() * F.normalize(features['image'], dim=-1) @ F.normalize(features['text'],
-                                                                                           dim=-1).t()
+    image, text = (F.normalize(features[side], dim=-1) for side in ('image', 'text'))
+    return model.logit_scale.exp() * image @ text.t()
 
 
 @pytest.mark.parametrize('case', sorted(LIFT_PLUS_TEXT_CASES))
@@ -542,6 +555,20 @@ def test_lift_plus_text_side_checkpoints_give_the_reference_logits(scripts, clip
         logits = converted(images, mode='tensor')
     assert not torch.allclose(expected, frozen, atol=1e-3), 'the random tuner must change the logits'
     torch.testing.assert_close(logits, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_lift_plus_text_side_converter_prints_the_head_options(scripts, clip, tmp_path, monkeypatch, capsys):
+    tuner = lift_plus_text_tuner(clip[0], ('text_encoder.ctx', 'image_adapter', 'text_encoder.blocks.1.prompt'))
+    src, dst = tmp_path / 'checkpoint.pth.tar', tmp_path / 'converted.pth'
+    torch.save(dict(tuner=tuner), src)
+    monkeypatch.setattr(sys, 'argv', ['lift_plus_to_mm.py', str(src), str(dst), '--coop-position', 'middle'])
+    scripts['plus'].main()
+    printed = capsys.readouterr().out
+    assert ("head has {'type': 'TextEncoderClsHead', 'context': {'n_ctx': 4, 'position': 'middle'}, "
+            "'text_light_modules': [{'type': 'PromptTuningDeep', 'length': 3, 'blocks': [1, 2]}], "
+            "'clip_adapter': {'bottleneck': 4, 'image': True, 'text': False}}") in printed
+    state_dict = torch.load(dst, weights_only=True)['state_dict']
+    torch.testing.assert_close(state_dict['head.text_encoder.ctx'], tuner['text_encoder.ctx'])
 
 
 def test_lift_resnet_lists_tell_rn50_from_rn101(scripts):
@@ -623,6 +650,10 @@ CONVERSION_ERRORS = {
                         r"Block 0 trains \['attn_in_proj_weight'\] in place but not \['norm1_weight'"),
     'blocks with a gap': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}.prompt' for i in (0, 2))),
                           ValueError, r'VPTDeep is in blocks \[0, 2\], which are not consecutive'),
+    'text-side logit scale': ('plus', lift_plus_checkpoint('text_encoder.ctx', 'logit_scale', classifier=False),
+                              KeyError, r"\['logit_scale'\]\. This converter covers .* CoOp's context"),
+    'text-side timm backbone': ('plus', lift_plus_checkpoint('text_proj', classifier=False), ValueError,
+                                r"backbone='timm' has none: convert it with backbone='clip'"),
     'ResNet of unknown depth': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(7)}, head={}),
                                 ValueError, r"\{'bias_list': 7\} entries, which fit none of .*'RN50'.*--resnet-layers"),
     'LIFT+ ResNet of unknown depth': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}_bn1_bias'
@@ -645,7 +676,7 @@ def test_conversion_errors_name_the_key_and_the_fix(scripts, case):
     script, checkpoint, error, message = CONVERSION_ERRORS[case]
     convert = scripts['plus'].convert_lift_plus if script == 'plus' else scripts['lift'].convert_lift_reference
     with pytest.raises(error, match=message):
-        convert(checkpoint)
+        convert(checkpoint, **(dict(backbone='timm') if 'timm' in case else {}))
 
 
 def test_class_order_needs_a_fitting_categories_file(scripts, tmp_path):

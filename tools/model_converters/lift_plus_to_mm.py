@@ -9,6 +9,14 @@ timm``: a ``TimmVisionTransformer`` one, for LIFT+'s ImageNet-21k ViTs); the con
 ``light_modules`` to configure (with their sizes and blocks): load it with such a config on the same pre-trained
 weights and LIFT+'s classifier (``CosineClsHead``, scale 25), e.g. ``tools/test.py CONFIG DST``.
 
+A run without a classifier classifies with CLIP's text encoder; its tuner also holds the text side:
+``text_encoder.ctx`` (CoOp), ``image_adapter`` / ``text_adapter`` (CLIP-Adapter), ``image_proj`` / ``text_proj``
+(projection tuning) and the text blocks' light modules (``text_encoder.blocks.<i>.``, LIFT+'s ``l.*`` options,
+keyed as the image blocks). It becomes a ``CLIPImageClassifier`` whose ``TextEncoderClsHead`` (backbone with
+``out_projected=False``) takes the head options the converter prints; LIFT+'s text prompts go after the start
+token, lift_mm's ``PromptTuningDeep``. CoOp's checkpoint holds the context vectors but not where the class name
+stands (``coop_cls_pos``): give it with ``--coop-position`` unless it is LIFT+'s default, ``end``.
+
 LIFT+'s SSF (on the four linears) is lift_mm's ``SSFAttn`` and ``SSFMLP`` together; its prompt tuning is
 ``VPTDeep`` (each block's prompts replace the previous block's); its arbitrary fine-tuning is ``SparseTuning``
 with ``masks='lift_plus'``, whose masks follow from ``seed`` and ``ratio``: the converter checks that they equal
