@@ -652,6 +652,10 @@ CONVERSION_ERRORS = {
                           ValueError, r'VPTDeep is in blocks \[0, 2\], which are not consecutive'),
     'text-side logit scale': ('plus', lift_plus_checkpoint('text_encoder.ctx', 'logit_scale', classifier=False),
                               KeyError, r"\['logit_scale'\]\. This converter covers .* CoOp's context"),
+    'text-side ResNet run': ('plus', lift_plus_checkpoint(*(f'image_encoder.blocks.{i}_bn1_bias' for i in range(16)),
+                                                          'text_encoder.ctx', classifier=False),
+                             KeyError, r"ResNet checkpoint has text-side tensors \['text_encoder\.ctx'\] but no "
+                             'classifier'),
     'text-side timm backbone': ('plus', lift_plus_checkpoint('text_proj', classifier=False), ValueError,
                                 r"backbone='timm' has none: convert it with backbone='clip'"),
     'ResNet of unknown depth': ('lift', dict(tuner={f'bias_list.{i}': torch.zeros(1) for i in range(7)}, head={}),

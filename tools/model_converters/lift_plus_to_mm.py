@@ -399,7 +399,7 @@ def convert_lift_plus(checkpoint: Dict,
     if any(RESNET_KEY.fullmatch(key) for key in tuner):
         if not has_classifier:
             raise KeyError(f'The LIFT+ ResNet checkpoint has text-side tensors {text_side[:4]} but no classifier: '
-                           'lift_mm converts text-side runs of CLIP ViTs.')
+                           'this converter maps the text side of CLIP ViT runs only.')
         resnet_state, configs = convert_lift_plus_resnet(
             {key: value for key, value in tuner.items() if not key.startswith('classifier.')}, backbone,
             resnet_layers)
