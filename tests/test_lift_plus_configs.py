@@ -110,19 +110,39 @@ def test_vit_l_accumulates_to_a_batch_of_128(name, loader_batch, steps):
     assert cfg.model.backbone.arch == ('ViT-L-14-336' if '336' in name else 'ViT-L-14')
 
 
-def test_ablation_ladder_of_run_ablation_sh():
-    one, two, three = (load(ABLATION.format(n))
-                       for n in ('classifier-only-random-init', 'wo-mda-wo-semantic-init', 'wo-mda'))
-    four, five = load(MAIN), load(MAIN.replace('.py', '_tte.py'))
-    mda = [any(s['type'] == 'MinimalistRandomCrop' for s in cfg.train_dataloader.dataset.pipeline)
-           for cfg in (one, two, three, four, five)]
+# scripts/run_ablation.sh climbs the same five steps with -d imagenet_lt and with -d places_lt.
+@pytest.mark.parametrize('dataset,dataset_type,num_classes', [('imagenet-lt', 'ImageNetLT', 1000),
+                                                              ('places-lt', 'PlacesLT', 365)])
+def test_ablation_ladder_of_run_ablation_sh(dataset, dataset_type, num_classes):
+    main = MAIN.replace('imagenet-lt', dataset)
+    ladder = [load(ABLATION.replace('imagenet-lt', dataset).format(n))
+              for n in ('classifier-only-random-init', 'wo-mda-wo-semantic-init', 'wo-mda')]
+    ladder += [load(main), load(main.replace('.py', '_tte.py'))]
+    mda = [any(s['type'] == 'MinimalistRandomCrop' for s in cfg.train_dataloader.dataset.pipeline) for cfg in ladder]
     assert mda == [False, False, False, True, True]
-    assert [bool(cfg.model.backbone.light_modules) for cfg in (one, two, three, four, five)] == [False] + [True] * 4
-    assert [cfg.model.head.text_init is not None for cfg in (one, two, three, four, five)] == [False] * 2 + [True] * 3
-    assert ['tta_pipeline' in cfg for cfg in (one, two, three, four, five)] == [False] * 4 + [True]
-    for cfg in (one, two, three):
+    assert [bool(cfg.model.backbone.light_modules) for cfg in ladder] == [False] + [True] * 4
+    assert [cfg.model.head.text_init is not None for cfg in ladder] == [False] * 2 + [True] * 3
+    assert ['tta_pipeline' in cfg for cfg in ladder] == [False] * 4 + [True]
+    for cfg in ladder:
+        assert (cfg.model.head.num_classes, cfg.data_preprocessor.num_classes) == (num_classes, num_classes)
+        assert {cfg[loader].dataset.type for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+                } == {dataset_type}
+    for cfg in ladder[:3]:
         assert cfg.optim_wrapper.optimizer.lr == 0.02 and cfg.train_cfg.max_epochs == 5
-        assert step(cfg.train_dataloader.dataset.pipeline, 'RandomResizedCrop')['interpolation'] == 'bicubic'
+        # trainer.py with mda False: RandomResizedCrop(resolution, bicubic) at torchvision's default area and aspect
+        # ranges, then RandomHorizontalFlip().
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        assert [s['type'] for s in pipeline] == ['LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs']
+        assert step(pipeline, 'RandomResizedCrop') == dict(
+            type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic')
+        assert step(pipeline, 'RandomFlip') == dict(type='RandomFlip', prob=0.5, direction='horizontal')
+    # Step 3 is step 4 with that transform in place of MDA, and so without MDA's schedule hook.
+    three, four = (cfg.to_dict() for cfg in ladder[2:4])
+    three.pop('train_pipeline_wo_mda')
+    three['train_dataloader']['dataset'].pop('pipeline')
+    four['train_dataloader']['dataset'].pop('pipeline')
+    four['custom_hooks'].remove(dict(type='AugmentationScheduleHook'))
+    assert three == four
 
 
 @pytest.mark.parametrize('schedule', ['min', 'linear', 'concave', 'max'])

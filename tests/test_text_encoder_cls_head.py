@@ -252,6 +252,32 @@ def test_baseline_configs_build_with_their_recipes():
         assert trained and all(TRAINED[method](name) for name in trained), (config, trained)
 
 
+# The head keys that choose each method; its offline demo adds only these to one shared base.
+METHOD_KEYS = {
+    'coop': {'context'},
+    'clip-adapter': {'clip_adapter'},
+    'proj-tuning': {'tune_image_projection', 'tune_text_projection'},
+    'text-adaptformer': {'text_light_modules'},
+}
+
+
+def test_baseline_demos_add_only_their_method_to_one_base():
+    base = Config.fromfile(str(REPO / 'configs/_base_/models/clip-text-head_demo.py')).to_dict()
+    assert base['model']['head']['type'] == 'TextEncoderClsHead'
+    assert not set().union(*METHOD_KEYS.values()) & set(base['model']['head'])
+    for method, keys in METHOD_KEYS.items():
+        cfg = Config.fromfile(str(REPO / f'configs/baselines/{method}_demo.py'))
+        demo = cfg.to_dict()
+        head = demo['model']['head']
+        assert set(head) - set(base['model']['head']) == keys, method
+        demo['model']['head'] = {key: value for key, value in head.items() if key not in keys}
+        assert demo == base, method
+        # The demo's own tiny random CLIP: the method trains what it should and nothing else.
+        model = MODELS.build(cfg.model)
+        trained = [name for name, param in model.named_parameters() if param.requires_grad]
+        assert trained and all(TRAINED[method](name) for name in trained), (method, trained)
+
+
 @pytest.mark.slow
 def test_coop_demo_trains_with_two_processes_and_tests(tmp_path):
     work_dir = tmp_path / 'work'
