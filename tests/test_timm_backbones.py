@@ -1,6 +1,7 @@
 """TimmVisionTransformer and TimmResNet on tiny random timm models saved to files: timm's own features without
 light modules, light modules against formulas, trained parameter sets, compact checkpoints, errors, and the head
 initialisation from image features."""
+import logging
 import pickle
 from fractions import Fraction
 from types import SimpleNamespace
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 import timm
 import torch
+from mmengine.logging import MMLogger
+from mmpretrain.models.backbones.timm_backbone import print_timm_feature_info
 from mmpretrain.registry import HOOKS, MODELS
 from PIL import Image
 from torch.nn import functional as F
@@ -197,6 +200,27 @@ def test_random_weights_are_the_same_in_every_build():
     first, second = (MODELS.build(dict(type='TimmResNet', pretrained=False, light_modules=[], **RESNET))
                      for _ in range(2))
     assert torch.equal(first.foundation_fingerprint, second.foundation_fingerprint)
+
+
+def test_builds_leave_out_timms_feature_info_lines_only(files):
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        backbone = build(files, 'vit', [])
+        built = [record.getMessage() for record in records]
+        # Outside a build the same messages pass: the filter is scoped to the build.
+        print_timm_feature_info(backbone.timm_model.feature_info)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not [message for message in built if 'feature_info' in message], built
+    after = [record.getMessage() for record in records[len(built):]]
+    assert len(after) == len(backbone.timm_model.feature_info) and all('feature_info[' in m for m in after), after
 
 
 def test_wrong_image_size_names_the_expected_one(files):

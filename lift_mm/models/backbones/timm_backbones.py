@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import timm
 import torch
+from mmengine.logging import MMLogger
 from mmpretrain.models.backbones import TIMMBackbone
 from mmpretrain.registry import MODELS
 from safetensors import SafetensorError
@@ -21,6 +22,7 @@ from timm.models.resnet import ResNet
 from timm.models.vision_transformer import Attention, Block, VisionTransformer
 from torch import nn
 
+from ...utils import messages_dropped
 from ...utils.checkpoint_safety import weights_only_refusal
 from ..peft import inject_light_modules
 from ..peft.base import BlockParts, TunableBlock
@@ -37,6 +39,10 @@ LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, SafetensorError)
 PRETRAINED_ACCEPTS = ("True (timm's default weights of `model_name`, or of the tag it names, from the Hugging Face "
                       'hub or its cache), False (random weights from a fixed seed) or the path of a checkpoint file '
                       'of the model as timm saves it (`model.state_dict()`, .pth or .safetensors)')
+
+
+# The lines mmpretrain's TIMMBackbone logs about timm's feature_info.
+FEATURE_INFO_LINES = r'^backbone (feature_info\[\d+\]|out_indices|out_channels|out_strides): '
 
 
 def _unpickling_error(error: BaseException) -> Optional[pickle.UnpicklingError]:
@@ -76,13 +82,16 @@ class TimmFoundation(FrozenFoundationMixin, TIMMBackbone):
                 raise FileNotFoundError(f'{kind}: `pretrained`={pretrained!r} is no file; it takes '
                                         f'{PRETRAINED_ACCEPTS}.')
             kwargs['pretrained_cfg_overlay'] = dict(file=pretrained)
-        if pretrained is False:
-            # Every process, and the frozen copy HeadInitHook builds, must get the same random weights.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_INIT_SEED)
-                super().__init__(model_name=model_name, pretrained=False, **kwargs)
-        else:
-            self._build_pretrained(model_name, pretrained, kwargs)
+        # TIMMBackbone logs timm's feature_info (one line per block, on every build, HeadInitHook's copy too): a
+        # development aid that says nothing about a run, which reads only the final feature.
+        with messages_dropped(MMLogger.get_current_instance(), FEATURE_INFO_LINES):
+            if pretrained is False:
+                # Every process, and the frozen copy HeadInitHook builds, must get the same random weights.
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(RANDOM_INIT_SEED)
+                    super().__init__(model_name=model_name, pretrained=False, **kwargs)
+            else:
+                self._build_pretrained(model_name, pretrained, kwargs)
         if not isinstance(self.timm_model, self.MODEL_TYPE):
             raise ValueError(f'{kind}: timm builds `model_name`={model_name!r} as a {type(self.timm_model).__name__}'
                              f', not a {self.MODEL_TYPE.__name__} ({list(self.EXAMPLES)}, ...).')
