@@ -80,7 +80,7 @@ def analysed(tmp_path_factory):
     # A third model: the trained one with its adapters' outputs scaled up, as heavier tuning would move them; and,
     # for the test, the trained one with its adapters' outputs zeroed, which is the zero-shot model.
     for name, factor in (('heavy', HEAVY), ('identity', 0.0)):
-        checkpoint = torch.load(root / 'train' / 'epoch_1.pth', weights_only=False)
+        checkpoint = torch.load(root / 'train' / 'epoch_1.pth')
         for key, value in checkpoint['state_dict'].items():
             if 'up_proj' in key:
                 value.mul_(factor)

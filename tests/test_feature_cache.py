@@ -238,7 +238,7 @@ def train(config, work_dir, data_root):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     val = [line for line in (result.stdout + result.stderr).splitlines() if 'Epoch(val) [2]' in line]
-    checkpoint = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    checkpoint = torch.load(work_dir / 'epoch_2.pth', map_location='cpu')
     return dict(METRIC.findall(val[-1])), checkpoint['state_dict']
 
 

@@ -286,7 +286,7 @@ def test_coop_demo_trains_with_two_processes_and_tests(tmp_path):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     validated = last_metrics(log)
     checkpoint = work_dir / 'epoch_1.pth'
-    assert 'head.text_encoder.ctx' in torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    assert 'head.text_encoder.ctx' in torch.load(checkpoint, map_location='cpu')['state_dict']
     # Tested from the checkpoint (in this process: the tool's own start would double the cost), the numbers are
     # those of the validation at the end of training.
     runner = demo_runner(COOP_DEMO, tmp_path / 'test', tmp_path / 'data', {'load_from': str(checkpoint)})
